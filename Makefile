@@ -1,0 +1,39 @@
+# One command per job. See README.md.
+#   make build   the engine (release) and the seed plugins into plugins/
+#   make test    everything the CI runs: guests, fmt, clippy, all tests
+#   make bench   the replay benchmark (10 M events, pinned to one core)
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+WASM_DIR := target/$(WASM_TARGET)/wasm
+SEED_PLUGINS := user-activity session-stats
+TEST_GUESTS := loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity
+
+.PHONY: build engine plugins guests test lint bench clean-plugins
+
+build: engine plugins
+
+engine:
+	$(CARGO) build --release -p featherflow
+
+# The seed feature plugins, as components, into the engine's default plugin directory.
+plugins:
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS))
+	mkdir -p plugins
+	for p in $(SEED_PLUGINS); do cp $(WASM_DIR)/$$(echo $$p | tr - _).wasm plugins/$$p.wasm.tmp && mv plugins/$$p.wasm.tmp plugins/$$p.wasm; done
+
+# Every guest, including the misbehaving test guests the host tests load.
+guests:
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS))
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -p featherflow --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS)) -- -D warnings
+
+test: guests lint
+	$(CARGO) test -p featherflow-sdk -p user-activity -p session-stats
+	$(CARGO) test -p featherflow --release
+
+bench: build
+	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins plugins

@@ -1,0 +1,407 @@
+//! The wiring of every command: the only module that knows every stage.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::engine::{Engine, EngineConfig, Position};
+use crate::event::ParserConfig;
+use crate::plugin::{Limits, Plugin, PluginEngine};
+use crate::sink::{CountingSink, JsonlFormat, JsonlSink, RecordLog, Sink};
+use crate::source::file;
+
+#[derive(Debug, Parser)]
+#[command(name = "featherflow", version, about = "A streaming feature engine with WebAssembly feature plugins")]
+pub struct Cli {
+    /// Log format (levels via RUST_LOG, default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay a file of events through the plugins; write one JSON line per fired window.
+    Replay(ReplayArgs),
+    /// Work with one plugin: test it against recorded events, inspect it.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Write a deterministic event log (the benchmark's input).
+    Gen(GenArgs),
+    /// Benchmark: generate a log and replay it through the plugins into a counting sink.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Zone of timestamps without an offset: UTC, +09:00, ... (time.zone).
+    #[arg(long)]
+    pub time_zone: Option<String>,
+    /// Bad records with reason and line number (output.dead-letter; `-` = stderr).
+    #[arg(long)]
+    pub dead_letter: Option<String>,
+    /// Late events (output.late).
+    #[arg(long)]
+    pub late: Option<String>,
+    /// Output line shape.
+    #[arg(long, value_enum, default_value_t = JsonlFormat::Record)]
+    pub format: JsonlFormat,
+    /// Events per plugin call (engine.batch-size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// JSON-lines events (`-` = stdin).
+    #[arg(long)]
+    pub events: String,
+    /// Directory of .wasm plugins (plugins.dir).
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Where fired windows go (`-` = stdout).
+    #[arg(long, default_value = "-")]
+    pub out: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run one plugin in isolation over recorded events.
+    Test(PluginTestArgs),
+    /// Print what a plugin declares.
+    Inspect {
+        wasm: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginTestArgs {
+    pub wasm: PathBuf,
+    #[arg(long)]
+    pub events: String,
+    /// Expected output (JSON lines); exit 1 with a diff when the output differs.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+    /// Where the output goes (`-` = stdout; default: stdout unless --expect).
+    #[arg(long)]
+    pub out: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GenArgs {
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    /// Events per second of event time.
+    #[arg(long, default_value_t = 2_000)]
+    pub rate: u64,
+    /// Events are up to this many seconds out of order.
+    #[arg(long, default_value_t = 9.0)]
+    pub disorder_seconds: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of malformed lines.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed: f64,
+    #[arg(long, default_value = "-")]
+    pub out: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub gen_args: GenArgs,
+    /// Directory of .wasm plugins.
+    #[arg(long, default_value = "plugins")]
+    pub plugins: PathBuf,
+    /// Where to cache the generated log.
+    #[arg(long, default_value = "data/bench")]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 4096)]
+    pub batch_size: usize,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Replay(args) => replay(args),
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test(args),
+        Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_inspect(&wasm, json),
+        Command::Gen(args) => {
+            crate::bench::generate(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+/// The config, with the command-line flags applied on top.
+fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(common.config.as_deref())?;
+    if let Some(zone) = &common.time_zone {
+        crate::event::parse_zone(zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
+        config.time.zone = zone.clone();
+    }
+    if let Some(p) = &common.dead_letter {
+        config.output.dead_letter = p.clone();
+    }
+    if let Some(p) = &common.late {
+        config.output.late = p.clone();
+    }
+    if let Some(n) = common.batch_size {
+        if n == 0 {
+            bail!("--batch-size: must be at least 1");
+        }
+        config.engine.batch_size = n;
+    }
+    Ok(config)
+}
+
+/// Engine settings for a bounded input (no idle partitions).
+pub fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        batch_size: config.engine.batch_size,
+        parser: ParserConfig {
+            zone_offset_ms: config.zone_offset_ms(),
+            max_future_skew_ms: Some(config.time.max_future_skew.as_millis() as i64),
+            now_ms: now_ms(),
+        },
+        out_of_orderness_ms: config.time.out_of_orderness.as_millis() as i64,
+        idle_timeout_ms: None,
+        max_plugin_failures: config.plugins.max_failures,
+    }
+}
+
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        memory_bytes: config.plugins.memory_limit_mib << 20,
+        deadline: config.plugins.batch_deadline,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Load every `.wasm` in `dir`, in name order. A plugin that fails to load is
+/// reported and skipped; the rest run.
+pub fn load_plugin_dir(engine: &PluginEngine, dir: &Path, limits: Limits) -> anyhow::Result<Vec<Arc<Plugin>>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("plugin directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    paths.sort();
+    let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+    for path in paths {
+        match engine.load_file(&path, limits) {
+            Ok(p) => {
+                if let Some(other) = plugins.iter().find(|o| o.declaration.view == p.declaration.view) {
+                    tracing::error!(path = %path.display(), view = %p.declaration.view, other = %other.source, "plugin refused: another plugin already serves this view");
+                    continue;
+                }
+                tracing::info!(path = %path.display(), view = %p.declaration.view, version = %p.declaration.version, hash = %p.short_hash(), window = %p.declaration.window, load_ms = p.compile_time.as_millis() as u64, "plugin loaded");
+                plugins.push(Arc::new(p));
+            }
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin refused"),
+        }
+    }
+    Ok(plugins)
+}
+
+fn open_log(path: &str) -> anyhow::Result<RecordLog> {
+    if path.is_empty() {
+        Ok(RecordLog::disabled())
+    } else {
+        RecordLog::open(path).with_context(|| format!("cannot open {path}"))
+    }
+}
+
+/// Run `plugins` over the file `events` into `sink`; returns the engine (for
+/// its counters) after the end of input fired every window.
+pub fn replay_file(config: &Config, plugins: &[Arc<Plugin>], events: &str, sink: Box<dyn Sink>) -> anyhow::Result<Engine> {
+    let mut engine = Engine::new(engine_config(config), sink);
+    engine.set_source(events);
+    engine.set_dead_letter(open_log(&config.output.dead_letter)?);
+    engine.set_late_log(open_log(&config.output.late)?);
+    for p in plugins {
+        engine.add_view(p.clone())?;
+    }
+    file::for_each_line(events, |line, raw| {
+        engine.process_record(Position { partition: 0, offset: line }, raw, 0)
+    })?;
+    engine.finish()?;
+    Ok(engine)
+}
+
+fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let dir = args.plugins.clone().unwrap_or_else(|| PathBuf::from(&config.plugins.dir));
+    let plugin_engine = PluginEngine::new()?;
+    let plugins = load_plugin_dir(&plugin_engine, &dir, limits(&config))?;
+    if plugins.is_empty() {
+        bail!("no plugin could be loaded from {} (build them with `make build`)", dir.display());
+    }
+    let sink = JsonlSink::create(&args.out, args.common.format)?;
+    let started = Instant::now();
+    let engine = replay_file(&config, &plugins, &args.events, Box::new(sink))?;
+    print_summary(&engine, started.elapsed());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The end-of-run summary on stderr.
+pub fn print_summary(engine: &Engine, elapsed: std::time::Duration) {
+    let s = &engine.stats;
+    let secs = elapsed.as_secs_f64();
+    eprintln!(
+        "records read: {}  events: {}  bad: {}  elapsed: {:.2}s  ({:.0} records/s)",
+        s.records_read,
+        s.events,
+        s.bad_records,
+        secs,
+        s.records_read as f64 / secs.max(1e-9)
+    );
+    for (reason, n) in &s.bad_by_reason {
+        eprintln!("  bad {reason}: {n}");
+    }
+    for v in engine.views() {
+        let st = &v.stats;
+        eprintln!(
+            "  view {}: windows fired {}  late {}  plugin errors {}  dead-lettered {}{}",
+            v.name(),
+            st.windows_fired,
+            st.late,
+            st.plugin_errors,
+            st.dead_lettered,
+            v.disabled.as_deref().map(|r| format!("  DISABLED: {r}")).unwrap_or_default()
+        );
+    }
+}
+
+fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.common)?;
+    let plugin_engine = PluginEngine::new()?;
+    let plugin = Arc::new(plugin_engine.load_file(&args.wasm, limits(&config))?);
+    let out_path = args.out.clone().unwrap_or_else(|| if args.expect.is_some() { String::new() } else { "-".into() });
+    let collected = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = CollectSink {
+        lines: collected.clone(),
+        format: args.common.format,
+        line: String::new(),
+    };
+    let started = Instant::now();
+    let engine = replay_file(&config, &[plugin], &args.events, Box::new(sink))?;
+    let lines = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
+    if !out_path.is_empty() {
+        let mut out: Box<dyn std::io::Write> = if out_path == "-" {
+            Box::new(std::io::stdout().lock())
+        } else {
+            Box::new(std::fs::File::create(&out_path).with_context(|| format!("--out {out_path}"))?)
+        };
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+    }
+    print_summary(&engine, started.elapsed());
+    if let Some(expect) = &args.expect {
+        let text = std::fs::read_to_string(expect).with_context(|| format!("--expect {}", expect.display()))?;
+        let diff = crate::testing::diff_jsonl(&text, &lines);
+        if diff.is_empty() {
+            eprintln!("OK: output matches {} ({} lines)", expect.display(), lines.len());
+        } else {
+            eprintln!("output differs from {}:\n{diff}", expect.display());
+            return Ok(ExitCode::from(1));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Keeps rendered lines in memory (for `plugin test`).
+struct CollectSink {
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+    format: JsonlFormat,
+    line: String,
+}
+
+impl Sink for CollectSink {
+    fn write(&mut self, records: &[crate::sink::FeatureRecord]) -> Result<(), crate::sink::SinkError> {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        for r in records {
+            JsonlSink::render(r, self.format, &mut self.line);
+            lines.push(self.line.clone());
+        }
+        Ok(())
+    }
+}
+
+fn plugin_inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let plugin_engine = PluginEngine::new()?;
+    let p = plugin_engine.load_file(wasm, Limits::default())?;
+    let d = &p.declaration;
+    if json {
+        let v = serde_json::json!({
+            "path": wasm.display().to_string(),
+            "sha256": p.hash,
+            "declaration": d,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("plugin:        {}", wasm.display());
+    println!("sha256:        {}", p.hash);
+    println!("view:          {}", d.view);
+    println!("version:       {}", d.version);
+    println!("description:   {}", d.description);
+    println!("window:        {}", d.window);
+    println!("key field:     {}", d.key_field);
+    println!("ttl:           {} s", d.ttl_seconds);
+    println!("state version: {}", d.state_version);
+    println!("fields:");
+    for f in d.fields.iter() {
+        println!("  {:<24} {:?}", f.name, f.ty);
+    }
+    println!("validated:     yes (world, declaration, dry run) in {} ms", p.compile_time.as_millis());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Keep `CountingSink` readable after a run.
+pub struct SharedCounting(pub Arc<std::sync::Mutex<CountingSink>>);
+
+impl Sink for SharedCounting {
+    fn write(&mut self, records: &[crate::sink::FeatureRecord]) -> Result<(), crate::sink::SinkError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(records)
+    }
+}

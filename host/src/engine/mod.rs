@@ -1,0 +1,365 @@
+//! The engine: events in, fired windows out.
+//!
+//! One [`Engine`] runs every loaded view over one stream of events. A view is
+//! a plugin instance, a window operator and the states of its open windows
+//! (opaque bytes, in an arena indexed by slot). The engine is synchronous and
+//! single-threaded; sources and sinks around it are the async parts.
+//!
+//! The hot path per event: parse, intern the key, assign a slot per view,
+//! append the event to the view's packed batch, move the watermark. The Wasm
+//! boundary is crossed once per batch (`update`) and once per group of fired
+//! windows (`finish`), never per event.
+//!
+//! Ordering rule that keeps batching exact: a fired window must see the
+//! updates of every event before the watermark that fired it and none after.
+//! Sliding windows share slices with later windows, so a view with sliding
+//! windows applies its pending batch at each firing (once per slide of event
+//! time). A fired session is removed from the operator before any later
+//! event is assigned, so sessions are finished lazily with the next batch.
+
+mod view;
+
+pub use view::{View, ViewStats};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::event::{self, Event, ParserConfig};
+use crate::plugin::Plugin;
+use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
+use crate::time::Watermarks;
+use crate::window::KeyId;
+
+/// Settings of the engine core.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Events per view per plugin call.
+    pub batch_size: usize,
+    pub parser: ParserConfig,
+    pub out_of_orderness_ms: i64,
+    /// `None`: partitions never turn idle (bounded inputs).
+    pub idle_timeout_ms: Option<i64>,
+    /// Consecutive failed plugin calls after which a view is disabled.
+    pub max_plugin_failures: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 4096,
+            parser: ParserConfig {
+                zone_offset_ms: 0,
+                max_future_skew_ms: Some(86_400_000),
+                now_ms: 0,
+            },
+            out_of_orderness_ms: 10_000,
+            idle_timeout_ms: None,
+            max_plugin_failures: 3,
+        }
+    }
+}
+
+/// The engine failed in a way that stops the job (a sink that cannot write).
+/// Bad input and plugin failures never do: they are counted and logged.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("view {view}: {reason}")]
+    View { view: String, reason: String },
+}
+
+/// Where an event came from: a partition and an offset (a line number for
+/// files, a Kafka offset for topics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Interned keys of one key field, per partition: operators index vectors by
+/// [`KeyId`] instead of hashing strings again.
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    ids: Vec<FxHashMap<Box<str>, KeyId>>,
+    names: Vec<(u32, Box<str>)>,
+}
+
+impl KeyTable {
+    #[inline]
+    pub fn intern(&mut self, partition: u32, key: &str) -> KeyId {
+        let p = partition as usize;
+        if p >= self.ids.len() {
+            self.ids.resize_with(p + 1, FxHashMap::default);
+        }
+        if let Some(&id) = self.ids[p].get(key) {
+            return id;
+        }
+        let id = self.names.len() as KeyId;
+        self.names.push((partition, key.into()));
+        self.ids[p].insert(key.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: KeyId) -> &str {
+        &self.names[id as usize].1
+    }
+
+    pub fn partition(&self, id: KeyId) -> u32 {
+        self.names[id as usize].0
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// Counters of the whole engine.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    pub records_read: u64,
+    pub events: u64,
+    pub bad_records: u64,
+    pub bad_by_reason: BTreeMap<&'static str, u64>,
+    pub windows_fired: u64,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    /// One key table per distinct key field of the loaded views.
+    key_fields: Vec<String>,
+    keys: Vec<KeyTable>,
+    views: Vec<View>,
+    watermarks: Watermarks,
+    pub stats: Stats,
+    sink: Box<dyn Sink>,
+    /// Records of the current flush, handed to the sink in one batch.
+    records: Vec<FeatureRecord>,
+    source: Arc<str>,
+    dead_letter: RecordLog,
+    late_log: RecordLog,
+    /// Bad records logged at WARN so far (then only counted, to keep logs
+    /// readable under a flood of bad input).
+    bad_logged: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, sink: Box<dyn Sink>) -> Self {
+        Self {
+            watermarks: Watermarks::new(cfg.out_of_orderness_ms, cfg.idle_timeout_ms),
+            cfg,
+            key_fields: Vec::new(),
+            keys: Vec::new(),
+            views: Vec::new(),
+            stats: Stats::default(),
+            sink,
+            records: Vec::new(),
+            source: Arc::from("input"),
+            dead_letter: RecordLog::disabled(),
+            late_log: RecordLog::disabled(),
+            bad_logged: 0,
+        }
+    }
+
+    /// Name of the input, for dead-letter records.
+    pub fn set_source(&mut self, name: &str) {
+        self.source = Arc::from(name);
+    }
+
+    pub fn set_dead_letter(&mut self, log: RecordLog) {
+        self.dead_letter = log;
+    }
+
+    pub fn set_late_log(&mut self, log: RecordLog) {
+        self.late_log = log;
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Add a view running `plugin`. Refuses a second view of the same name.
+    pub fn add_view(&mut self, plugin: Arc<Plugin>) -> Result<(), EngineError> {
+        let name = plugin.declaration.view.clone();
+        if self.views.iter().any(|v| v.name() == name.as_str()) {
+            return Err(EngineError::View {
+                view: name.clone(),
+                reason: format!("two plugins declare this view (second: {})", plugin.source),
+            });
+        }
+        let field = &plugin.declaration.key_field;
+        let table = match self.key_fields.iter().position(|f| f == field) {
+            Some(i) => i,
+            None => {
+                self.key_fields.push(field.clone());
+                self.keys.push(KeyTable::default());
+                self.key_fields.len() - 1
+            }
+        };
+        let view = View::new(plugin, table).map_err(|e| EngineError::View {
+            view: name,
+            reason: e.to_string(),
+        })?;
+        self.views.push(view);
+        Ok(())
+    }
+
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    pub fn watermark(&self) -> i64 {
+        self.watermarks.current()
+    }
+
+    pub fn watermarks(&self) -> &Watermarks {
+        &self.watermarks
+    }
+
+    /// Process one raw record (one line, one Kafka message).
+    #[inline]
+    pub fn process_record(&mut self, pos: Position, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
+        self.stats.records_read += 1;
+        match event::parse_event(raw, &self.cfg.parser) {
+            Ok(ev) => self.process_event(pos, &ev, raw, now_ms),
+            Err(reason) => {
+                self.stats.bad_records += 1;
+                *self.stats.bad_by_reason.entry(reason.as_str()).or_default() += 1;
+                if self.bad_logged < 20 {
+                    self.bad_logged += 1;
+                    tracing::warn!(source = %self.source, partition = pos.partition, offset = pos.offset, reason = reason.as_str(), "bad record: {reason}");
+                }
+                let message = reason.to_string();
+                self.dead_letter.write(
+                    reason.as_str(),
+                    &self.source,
+                    pos.offset,
+                    &[("partition", &pos.partition.to_string()), ("message", &message)],
+                    raw,
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Process one parsed event. `raw` is kept only for the late log.
+    #[inline]
+    pub fn process_event(&mut self, pos: Position, ev: &Event<'_>, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
+        self.stats.events += 1;
+        let wm = self.watermarks.current();
+        let batch_size = self.cfg.batch_size;
+        for view in &mut self.views {
+            if view.disabled.is_some() {
+                continue;
+            }
+            let table = &mut self.keys[view.key_table];
+            let key_text = match view.key_from(ev) {
+                Some(k) => k,
+                None => {
+                    view.stats.missing_key += 1;
+                    self.dead_letter.write(
+                        "missing_key",
+                        &self.source,
+                        pos.offset,
+                        &[("view", view.name()), ("partition", &pos.partition.to_string())],
+                        raw,
+                    );
+                    continue;
+                }
+            };
+            let key = table.intern(pos.partition, &key_text);
+            if !view.stage(key, ev, &key_text, wm) {
+                if self.late_log.is_enabled() {
+                    self.late_log.write(
+                        "late",
+                        &self.source,
+                        pos.offset,
+                        &[("view", view.name()), ("partition", &pos.partition.to_string())],
+                        raw,
+                    );
+                }
+                continue;
+            }
+            if view.pending() >= batch_size {
+                view.flush(table, &mut self.records, &self.dead_letter, &self.source);
+            }
+        }
+        let new_wm = self.watermarks.observe(pos.partition as usize, ev.time_ms, now_ms);
+        if new_wm != wm {
+            self.advance(new_wm)?;
+        }
+        if self.records.len() >= batch_size {
+            self.drain_records()?;
+        }
+        Ok(())
+    }
+
+    /// Fire what the watermark `wm` completes.
+    fn advance(&mut self, wm: i64) -> Result<(), EngineError> {
+        for view in &mut self.views {
+            if view.advance(wm) {
+                view.flush(&self.keys[view.key_table], &mut self.records, &self.dead_letter, &self.source);
+            }
+        }
+        Ok(())
+    }
+
+    /// Tell the engine about a partition it reads (it holds the watermark
+    /// back until it has events or turns idle).
+    pub fn add_partition(&mut self, partition: u32, now_ms: i64) {
+        self.watermarks.add_partition(partition as usize, now_ms);
+    }
+
+    /// Let idle partitions stop holding the watermark back.
+    pub fn check_idle(&mut self, now_ms: i64) -> Result<(), EngineError> {
+        let wm = self.watermarks.current();
+        let new_wm = self.watermarks.check_idle(now_ms);
+        if new_wm != wm {
+            self.advance(new_wm)?;
+        }
+        Ok(())
+    }
+
+    /// Apply every pending batch, finish every fired window, and hand all
+    /// records to the sink.
+    pub fn flush(&mut self) -> Result<(), EngineError> {
+        for view in &mut self.views {
+            view.flush(&self.keys[view.key_table], &mut self.records, &self.dead_letter, &self.source);
+        }
+        self.drain_records()?;
+        self.sink.flush()?;
+        self.dead_letter.flush();
+        self.late_log.flush();
+        Ok(())
+    }
+
+    /// End of a bounded input: fire every open window and flush.
+    pub fn finish(&mut self) -> Result<(), EngineError> {
+        let wm = self.watermarks.finish();
+        for view in &mut self.views {
+            view.advance(wm);
+        }
+        self.flush()
+    }
+
+    fn drain_records(&mut self) -> Result<(), EngineError> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        self.stats.windows_fired += self.records.len() as u64;
+        self.sink.write(&self.records)?;
+        self.records.clear();
+        Ok(())
+    }
+
+    /// Take the sink back (to read a counting sink after a run).
+    pub fn into_sink(self) -> Box<dyn Sink> {
+        self.sink
+    }
+}

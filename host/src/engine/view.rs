@@ -1,0 +1,354 @@
+//! One feature view: a plugin instance, a window operator and the states of
+//! the view's open windows.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::KeyTable;
+use crate::event::Event;
+use crate::plugin::codec::{Packed, Reader};
+use crate::plugin::{Plugin, PluginError, PluginInstance, WindowSpec};
+use crate::sink::{FeatureRecord, RecordLog, Value};
+use crate::window::{Assign, Fired, KeyId, Sessions, Sliding, SlotId, WindowOperator};
+
+/// Counters of one view.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ViewStats {
+    pub events: u64,
+    pub late: u64,
+    pub missing_key: u64,
+    pub windows_fired: u64,
+    pub batches: u64,
+    pub plugin_calls: u64,
+    pub plugin_errors: u64,
+    pub plugin_nanos: u64,
+    /// Events and windows sent to the dead-letter log after a plugin failure.
+    pub dead_lettered: u64,
+}
+
+pub struct View {
+    plugin: Arc<Plugin>,
+    instance: PluginInstance,
+    name: Arc<str>,
+    op: Box<dyn WindowOperator>,
+    is_session: bool,
+    /// The state of every slot; empty = a new window.
+    arena: Vec<Vec<u8>>,
+    pub(super) key_table: usize,
+    key_is_user_id: bool,
+    /// Batch bookkeeping: `slot_mark[slot]` is `(batch << 32) | index` when
+    /// the slot is already in the current batch, so each slot's state is
+    /// sent once however many of the batch's events touch it.
+    slot_mark: Vec<u64>,
+    batch_no: u32,
+    batch_slots: Vec<SlotId>,
+    events: Packed,
+    states: Packed,
+    windows: Packed,
+    fired: Fired,
+    values: Vec<Value>,
+    consecutive_failures: u32,
+    max_failures: u32,
+    /// Why the view stopped, if it did.
+    pub disabled: Option<String>,
+    pub stats: ViewStats,
+}
+
+impl View {
+    pub fn new(plugin: Arc<Plugin>, key_table: usize) -> Result<Self, PluginError> {
+        let instance = plugin.instantiate()?;
+        let d = &plugin.declaration;
+        let (op, is_session): (Box<dyn WindowOperator>, bool) = match d.window {
+            WindowSpec::Sliding { size_ms, slide_ms } => (Box::new(Sliding::new(size_ms, slide_ms)), false),
+            WindowSpec::Session { gap_ms } => (Box::new(Sessions::new(gap_ms)), true),
+        };
+        let mut events = Packed::default();
+        events.clear();
+        Ok(Self {
+            name: Arc::from(d.view.as_str()),
+            key_is_user_id: d.key_field == "user_id",
+            op,
+            is_session,
+            arena: Vec::new(),
+            key_table,
+            slot_mark: Vec::new(),
+            batch_no: 1,
+            batch_slots: Vec::new(),
+            events,
+            states: Packed::default(),
+            windows: Packed::default(),
+            fired: Fired::default(),
+            values: Vec::new(),
+            consecutive_failures: 0,
+            max_failures: 3,
+            disabled: None,
+            stats: ViewStats::default(),
+            instance,
+            plugin,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Open window parts (slices or session parts) holding a state.
+    pub fn open_states(&self) -> usize {
+        self.op.slots().live()
+    }
+
+    pub fn set_max_failures(&mut self, n: u32) {
+        self.max_failures = n.max(1);
+    }
+
+    /// The value of the view's key field in `ev`, as text.
+    #[inline]
+    pub(super) fn key_from<'e>(&self, ev: &'e Event<'_>) -> Option<Cow<'e, str>> {
+        if self.key_is_user_id {
+            return Some(Cow::Borrowed(&ev.user_id));
+        }
+        // Slow path: a key field other than the seed's, read from the
+        // event's other fields.
+        let field = &self.plugin.declaration.key_field;
+        match field.as_str() {
+            "event_type" => Some(Cow::Borrowed(&ev.event_type)),
+            _ => {
+                let extra: serde_json::Value = serde_json::from_str(&ev.extra).ok()?;
+                match extra.get(field)? {
+                    serde_json::Value::String(s) => Some(Cow::Owned(s.clone())),
+                    serde_json::Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                    serde_json::Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Assign `ev` and add it to the pending batch. Returns false if the
+    /// event is late for this view.
+    #[inline]
+    pub(super) fn stage(&mut self, key: KeyId, ev: &Event<'_>, key_text: &str, watermark: i64) -> bool {
+        let slot = match self.op.assign(key, ev.time_ms, watermark) {
+            Assign::Slot(s) => s,
+            Assign::Late => {
+                self.stats.late += 1;
+                return false;
+            }
+        };
+        self.stats.events += 1;
+        let s = slot as usize;
+        if s >= self.slot_mark.len() {
+            self.slot_mark.resize(s + 1, 0);
+            self.arena.resize_with(s + 1, Vec::new);
+        }
+        let mark = self.slot_mark[s];
+        let index = if (mark >> 32) as u32 == self.batch_no {
+            mark as u32
+        } else {
+            let i = self.batch_slots.len() as u32;
+            self.batch_slots.push(slot);
+            self.slot_mark[s] = ((self.batch_no as u64) << 32) | i as u64;
+            i
+        };
+        self.events
+            .push_event(index, ev.time_ms, ev.price, &ev.event_type, key_text, &ev.extra);
+        true
+    }
+
+    /// Events waiting in the current batch.
+    #[inline]
+    pub(super) fn pending(&self) -> usize {
+        self.events.len() as usize
+    }
+
+    /// Fire what `watermark` completes. Returns true if the fired windows
+    /// must be finished before the next event is staged.
+    #[inline]
+    pub(super) fn advance(&mut self, watermark: i64) -> bool {
+        if self.op.next_fire() > watermark {
+            return false;
+        }
+        self.op.advance(watermark, &mut self.fired);
+        self.op.fires_share_slots()
+    }
+
+    /// Apply the pending batch, finish the fired windows into `records`, and
+    /// release the slots no window needs.
+    pub(super) fn flush(&mut self, keys: &KeyTable, records: &mut Vec<FeatureRecord>, dead_letter: &RecordLog, source: &str) {
+        if !self.events.is_empty() {
+            self.apply_batch(dead_letter, source);
+        }
+        if !self.fired.windows.is_empty() {
+            self.finish_fired(keys, records, dead_letter, source);
+        }
+        if !self.fired.released.is_empty() {
+            for &slot in &self.fired.released {
+                let state = &mut self.arena[slot as usize];
+                state.clear();
+                if state.capacity() > 256 {
+                    state.shrink_to_fit();
+                }
+            }
+            self.op.release(&self.fired.released);
+        }
+        self.fired.clear();
+    }
+
+    fn apply_batch(&mut self, dead_letter: &RecordLog, source: &str) {
+        self.states.clear();
+        for &slot in &self.batch_slots {
+            self.states.push_state(&self.arena[slot as usize]);
+        }
+        let n = self.batch_slots.len();
+        let started = Instant::now();
+        let arena = &mut self.arena;
+        let batch_slots = &self.batch_slots;
+        let result = self
+            .instance
+            .update_with(self.states.bytes(), self.events.bytes(), n, |i, state| {
+                let a = &mut arena[batch_slots[i] as usize];
+                a.clear();
+                a.extend_from_slice(state);
+            });
+        self.stats.plugin_nanos += started.elapsed().as_nanos() as u64;
+        self.stats.plugin_calls += 1;
+        self.stats.batches += 1;
+        if let Err(e) = result {
+            self.dead_letter_events(&e, dead_letter, source);
+            self.failed(e);
+        } else {
+            self.consecutive_failures = 0;
+        }
+        self.events.clear();
+        self.batch_slots.clear();
+        self.batch_no = self.batch_no.wrapping_add(1).max(1);
+    }
+
+    fn finish_fired(&mut self, keys: &KeyTable, records: &mut Vec<FeatureRecord>, dead_letter: &RecordLog, source: &str) {
+        self.windows.clear();
+        for w in &self.fired.windows {
+            let slots = self.fired.slots_of(w);
+            self.windows.push_window(
+                keys.name(w.key),
+                w.start,
+                w.end,
+                slots.iter().map(|&s| self.arena[s as usize].as_slice()),
+            );
+        }
+        let n = self.fired.windows.len();
+        let decl = &self.plugin.declaration;
+        self.values.clear();
+        let started = Instant::now();
+        let result = self
+            .instance
+            .finish(self.windows.bytes(), n, &decl.fields, &mut self.values);
+        self.stats.plugin_nanos += started.elapsed().as_nanos() as u64;
+        self.stats.plugin_calls += 1;
+        if let Err(e) = result {
+            for w in &self.fired.windows {
+                let entity = keys.name(w.key);
+                dead_letter.write(
+                    &format!("plugin_{}", e.kind()),
+                    source,
+                    0,
+                    &[
+                        ("view", &self.name),
+                        ("error", &e.to_string()),
+                        ("key", entity),
+                        ("window_start", &w.start.to_string()),
+                        ("window_end", &w.end.to_string()),
+                    ],
+                    b"",
+                );
+            }
+            self.stats.dead_lettered += n as u64;
+            self.failed(e);
+            return;
+        }
+        self.consecutive_failures = 0;
+        let nf = decl.fields.len();
+        self.stats.windows_fired += n as u64;
+        records.reserve(n);
+        for (i, w) in self.fired.windows.iter().enumerate() {
+            let entity = keys.name(w.key);
+            let key = if self.is_session {
+                format!("{}:{}:{}", self.name, entity, w.start)
+            } else {
+                format!("{}:{}", self.name, entity)
+            };
+            records.push(FeatureRecord {
+                view: self.name.clone(),
+                key,
+                entity: entity.to_string(),
+                window_start: w.start,
+                window_end: w.end,
+                fields: decl.fields.clone(),
+                values: self.values[i * nf..(i + 1) * nf].to_vec(),
+                ttl_seconds: decl.ttl_seconds,
+            });
+        }
+    }
+
+    /// The batch's events for this view go to the dead-letter log, rebuilt
+    /// from the packed batch (the raw lines are long gone).
+    fn dead_letter_events(&mut self, e: &PluginError, dead_letter: &RecordLog, source: &str) {
+        let n = self.events.len() as u64;
+        self.stats.dead_lettered += n;
+        if !dead_letter.is_enabled() {
+            return;
+        }
+        let reason = format!("plugin_{}", e.kind());
+        let error = e.to_string();
+        let bytes = self.events.bytes();
+        let mut r = Reader::new(bytes);
+        let Ok(count) = r.u32() else { return };
+        for _ in 0..count {
+            let parsed = (|| -> Result<String, String> {
+                let _slot = r.u32()?;
+                let time = r.i64()?;
+                let price = r.f64()?;
+                let ty = r.str()?;
+                let key = r.str()?;
+                let extra = r.str()?;
+                let mut raw = String::new();
+                raw.push_str("{\"event_time\":");
+                raw.push_str(&time.to_string());
+                raw.push_str(",\"event_type\":");
+                crate::sink::write_json_str(&mut raw, ty);
+                raw.push_str(",\"key\":");
+                crate::sink::write_json_str(&mut raw, key);
+                raw.push_str(",\"price\":");
+                raw.push_str(&crate::sink::format_float(price));
+                if extra.len() > 2 {
+                    raw.push(',');
+                    raw.push_str(&extra[1..extra.len() - 1]);
+                }
+                raw.push('}');
+                Ok(raw)
+            })();
+            match parsed {
+                Ok(raw) => dead_letter.write(&reason, source, 0, &[("view", &self.name), ("error", &error)], raw.as_bytes()),
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn failed(&mut self, e: PluginError) {
+        self.stats.plugin_errors += 1;
+        self.consecutive_failures += 1;
+        tracing::error!(view = %self.name, plugin = %self.plugin.label(), failures = self.consecutive_failures, error = %e, "plugin call failed; its batch went to the dead-letter output");
+        if self.consecutive_failures >= self.max_failures {
+            let reason = format!(
+                "disabled after {} consecutive failures; last: {e}",
+                self.consecutive_failures
+            );
+            tracing::error!(view = %self.name, "{reason}");
+            self.disabled = Some(reason);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The same tests for every [`CheckpointStore`].
+
+use super::*;
+
+fn meta(id: u64) -> CheckpointMeta {
+    CheckpointMeta {
+        format: FORMAT_VERSION,
+        id,
+        created_ms: 1,
+        topic: "t".into(),
+        offsets: vec![(0, 10), (1, 20)],
+        watermark: 5,
+        partition_watermarks: vec![(0, 5), (1, 6)],
+        plugins: vec![],
+        chunks: vec![],
+        size_bytes: 0,
+        open_states: 0,
+        duration_ms: 0,
+    }
+}
+
+fn round_trip(store: &dyn CheckpointStore) {
+    let mut m = meta(1);
+    store.write(&mut m, vec![("a".into(), vec![1, 2, 3]), ("b".into(), vec![])]).unwrap();
+    let (read, chunks) = store.read(1).unwrap();
+    assert_eq!(read, m);
+    assert_eq!(read.size_bytes, 3);
+    assert_eq!(chunks, vec![("a".to_string(), vec![1, 2, 3]), ("b".to_string(), vec![])]);
+}
+
+fn retain_keeps_the_newest(store: &dyn CheckpointStore) {
+    for id in 1..=5 {
+        store.write(&mut meta(id), vec![("a".into(), vec![id as u8])]).unwrap();
+    }
+    store.retain(3).unwrap();
+    assert_eq!(store.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+    let err = store.read(2).unwrap_err().to_string();
+    assert!(err.contains("does not exist") && err.contains("chk-2"), "{err}");
+}
+
+fn damaged_names_the_problem_and_an_older_one(store: &dyn CheckpointStore, damage: &dyn Fn(u64)) {
+    store.write(&mut meta(7), vec![("a".into(), vec![1; 100])]).unwrap();
+    store.write(&mut meta(8), vec![("a".into(), vec![2; 100])]).unwrap();
+    damage(8);
+    let err = store.read(8).unwrap_err().to_string();
+    assert!(err.contains("chk-8") && err.contains("truncated"), "{err}");
+    assert!(err.contains("--from-checkpoint 7"), "{err}");
+    assert!(store.read(7).is_ok());
+}
+
+fn incompatible_format_is_refused(store: &dyn CheckpointStore) {
+    let mut m = meta(3);
+    m.format = 999;
+    store.write(&mut m, vec![]).unwrap();
+    let err = store.read(3).unwrap_err().to_string();
+    assert!(err.contains("format 999"), "{err}");
+}
+
+#[test]
+fn memory_store_conforms() {
+    round_trip(&MemoryStore::new());
+    retain_keeps_the_newest(&MemoryStore::new());
+    let s = MemoryStore::new();
+    damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk(id, 0, 10));
+    incompatible_format_is_refused(&MemoryStore::new());
+}
+
+#[test]
+fn sled_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    round_trip(&SledStore::open(&p("a")).unwrap());
+    retain_keeps_the_newest(&SledStore::open(&p("b")).unwrap());
+    let s = SledStore::open(&p("c")).unwrap();
+    damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10).unwrap());
+    incompatible_format_is_refused(&SledStore::open(&p("d")).unwrap());
+}
+
+#[test]
+fn sled_store_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    {
+        let s = SledStore::open(&path).unwrap();
+        s.write(&mut meta(4), vec![("x".into(), vec![9; 10])]).unwrap();
+    }
+    let s = SledStore::open(&path).unwrap();
+    assert_eq!(s.read(4).unwrap().1[0].1, vec![9; 10]);
+}
+
+#[test]
+fn checkpoint_refs() {
+    assert_eq!(parse_checkpoint_ref("42"), Some(42));
+    assert_eq!(parse_checkpoint_ref("data/checkpoints/chk-42"), Some(42));
+    assert_eq!(parse_checkpoint_ref("data/checkpoints/chk-42/"), Some(42));
+    assert_eq!(parse_checkpoint_ref("nope"), None);
+}

@@ -1,0 +1,185 @@
+//! Durable state: checkpoints of the engine's open windows and the source
+//! offsets that go with them.
+//!
+//! [`CheckpointStore`] is the whole contract; it never says "sled". A
+//! checkpoint is written atomically: its chunks first, then its metadata,
+//! each made durable before the next step, so a checkpoint exists (is
+//! *complete*) exactly when its metadata does. A crash in between leaves
+//! orphan chunks that the next open removes. [`SledStore`] keeps them in
+//! sled; [`MemoryStore`] is its in-memory twin, run through the same
+//! conformance tests.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin::WindowSpec;
+
+/// Version of the checkpoint format; a checkpoint of another version is
+/// refused with a clear error.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The plugin that produced a view's states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    pub view: String,
+    pub version: String,
+    pub hash: String,
+    pub state_version: u32,
+    pub window: WindowSpec,
+}
+
+/// One chunk of a checkpoint: its name, length and CRC-32.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkInfo {
+    pub name: String,
+    pub len: u64,
+    pub crc32: u32,
+}
+
+/// Everything about a checkpoint except its state bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format: u32,
+    pub id: u64,
+    /// Wall-clock time the checkpoint was taken (ms since the epoch).
+    pub created_ms: i64,
+    pub topic: String,
+    /// Next offset to read, per partition.
+    pub offsets: Vec<(u32, i64)>,
+    pub watermark: i64,
+    pub partition_watermarks: Vec<(u32, i64)>,
+    pub plugins: Vec<PluginRecord>,
+    pub chunks: Vec<ChunkInfo>,
+    pub size_bytes: u64,
+    /// Open window parts (slices and sessions) in the checkpoint.
+    pub open_states: u64,
+    /// Time from the barrier to durable, in ms.
+    pub duration_ms: u64,
+}
+
+/// A checkpoint store failed. Every variant names the store's path, and
+/// the checkpoint when there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("checkpoint store {path}: {reason}")]
+    Store { path: String, reason: String },
+    #[error("checkpoint {path}: {problem}{}", hint(.usable))]
+    Damaged {
+        path: String,
+        problem: String,
+        /// An older complete checkpoint that would work, if any.
+        usable: Option<u64>,
+    },
+    #[error("checkpoint {path} does not exist{}", hint(.usable))]
+    NotFound { path: String, usable: Option<u64> },
+}
+
+fn hint(usable: &Option<u64>) -> String {
+    match usable {
+        Some(id) => format!(" (checkpoint {id} is complete and can be restored with --from-checkpoint {id})"),
+        None => " (no older complete checkpoint exists)".to_string(),
+    }
+}
+
+/// Where checkpoints are kept. Implementations must make [`write`] atomic
+/// and durable, and must never return a checkpoint whose chunks do not
+/// match its metadata.
+///
+/// [`write`]: CheckpointStore::write
+pub trait CheckpointStore: Send + Sync {
+    /// A name for errors (the directory).
+    fn path(&self) -> &str;
+
+    /// Write `meta` and its chunks atomically; durable when this returns.
+    /// `meta.chunks` is filled in from `chunks`.
+    fn write(&self, meta: &mut CheckpointMeta, chunks: Vec<(String, Vec<u8>)>) -> Result<(), StateError>;
+
+    /// Complete checkpoints, oldest first.
+    fn list(&self) -> Result<Vec<CheckpointMeta>, StateError>;
+
+    /// A checkpoint's metadata and chunks, verified against their lengths
+    /// and checksums.
+    fn read(&self, id: u64) -> Result<(CheckpointMeta, Vec<(String, Vec<u8>)>), StateError>;
+
+    fn delete(&self, id: u64) -> Result<(), StateError>;
+
+    /// Keep the newest `retain` checkpoints, delete the rest.
+    fn retain(&self, retain: usize) -> Result<(), StateError> {
+        let all = self.list()?;
+        if all.len() > retain {
+            for m in &all[..all.len() - retain] {
+                self.delete(m.id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The display path of one checkpoint.
+    fn checkpoint_path(&self, id: u64) -> String {
+        format!("{}/chk-{id}", self.path())
+    }
+
+    /// The newest complete checkpoint older than `id`.
+    fn older_than(&self, id: u64) -> Option<u64> {
+        self.list().ok()?.iter().rev().map(|m| m.id).find(|&i| i < id)
+    }
+}
+
+/// Fill in chunk infos and the size.
+pub(crate) fn describe_chunks(meta: &mut CheckpointMeta, chunks: &[(String, Vec<u8>)]) {
+    meta.chunks = chunks
+        .iter()
+        .map(|(name, bytes)| ChunkInfo {
+            name: name.clone(),
+            len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
+        .collect();
+    meta.size_bytes = chunks.iter().map(|(_, b)| b.len() as u64).sum();
+}
+
+/// Check chunks against the metadata.
+pub(crate) fn verify_chunks(store: &dyn CheckpointStore, meta: &CheckpointMeta, chunks: &[(String, Vec<u8>)]) -> Result<(), StateError> {
+    let damaged = |problem: String| StateError::Damaged {
+        path: store.checkpoint_path(meta.id),
+        problem,
+        usable: store.older_than(meta.id),
+    };
+    if meta.format != FORMAT_VERSION {
+        return Err(damaged(format!(
+            "written in checkpoint format {}, this engine reads format {FORMAT_VERSION}",
+            meta.format
+        )));
+    }
+    for info in &meta.chunks {
+        let Some((_, bytes)) = chunks.iter().find(|(n, _)| *n == info.name) else {
+            return Err(damaged(format!("chunk {:?} is missing", info.name)));
+        };
+        if bytes.len() as u64 != info.len {
+            return Err(damaged(format!(
+                "chunk {:?} is truncated: {} of {} bytes",
+                info.name,
+                bytes.len(),
+                info.len
+            )));
+        }
+        if crc32fast::hash(bytes) != info.crc32 {
+            return Err(damaged(format!("chunk {:?} fails its checksum", info.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Parse `ID` or `.../chk-ID`.
+pub fn parse_checkpoint_ref(s: &str) -> Option<u64> {
+    let name = s.trim_end_matches('/').rsplit('/').next()?;
+    name.strip_prefix("chk-").unwrap_or(name).parse().ok()
+}
+
+#[cfg(test)]
+mod conformance;

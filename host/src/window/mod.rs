@@ -1,0 +1,165 @@
+//! Windows: which events belong together, and when a group is complete.
+//!
+//! Pure and synchronous: no plugin, no I/O, no clock. An operator assigns each
+//! event to a *slot* — an opaque handle to one state the engine keeps as bytes
+//! — and, as the watermark advances, reports the windows that fire with the
+//! slots whose states make them up. It never sees the states themselves.
+//!
+//! - [`Sliding`]: sliding (and tumbling) windows by slices. An event touches
+//!   one slide-long slice; a firing window lists its slices.
+//! - [`Sessions`]: session windows that merge, indexed by firing time.
+//!
+//! Semantics: SEMANTICS.md "Windows" (Flink's `SlidingEventTimeWindows` and
+//! `EventTimeSessionWindows` with no allowed lateness).
+
+mod session;
+mod sliding;
+
+pub use session::Sessions;
+pub use sliding::Sliding;
+
+/// A dense id for a key (a `user_id` in one partition); the engine interns
+/// keys so that operators index vectors instead of hashing strings.
+pub type KeyId = u32;
+
+/// A handle to one state the engine keeps for an operator.
+pub type SlotId = u32;
+
+/// Where an event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assign {
+    /// Update this slot's state with the event.
+    Slot(SlotId),
+    /// Every window the event belongs to has already fired.
+    Late,
+}
+
+/// One fired window: its key, bounds (end exclusive) and the slots to merge,
+/// oldest first, as the range `slots` of [`Fired::slots`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiredWindow {
+    pub key: KeyId,
+    pub start: i64,
+    pub end: i64,
+    pub first_slot: u32,
+    pub slot_count: u32,
+}
+
+/// Windows fired by one watermark advance, in firing order, plus the slots
+/// that no window needs any more. The operator does not reuse those slots
+/// until the engine has finished the windows and hands them back with
+/// [`WindowOperator::release`] (a slot id is reused after release).
+#[derive(Debug, Default, Clone)]
+pub struct Fired {
+    pub windows: Vec<FiredWindow>,
+    pub slots: Vec<SlotId>,
+    pub released: Vec<SlotId>,
+}
+
+impl Fired {
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.released.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.windows.clear();
+        self.slots.clear();
+        self.released.clear();
+    }
+
+    pub fn slots_of(&self, w: &FiredWindow) -> &[SlotId] {
+        &self.slots[w.first_slot as usize..(w.first_slot + w.slot_count) as usize]
+    }
+
+    fn push(&mut self, key: KeyId, start: i64, end: i64, slots: impl IntoIterator<Item = SlotId>) {
+        let first_slot = self.slots.len() as u32;
+        self.slots.extend(slots);
+        let slot_count = self.slots.len() as u32 - first_slot;
+        self.windows.push(FiredWindow {
+            key,
+            start,
+            end,
+            first_slot,
+            slot_count,
+        });
+    }
+}
+
+/// Hands out slot ids, reusing released ones so the engine's state arena
+/// stays dense.
+#[derive(Debug, Default, Clone)]
+pub struct SlotAllocator {
+    next: SlotId,
+    free: Vec<SlotId>,
+    live: usize,
+}
+
+impl SlotAllocator {
+    pub fn allocate(&mut self) -> SlotId {
+        self.live += 1;
+        self.free.pop().unwrap_or_else(|| {
+            let id = self.next;
+            self.next += 1;
+            id
+        })
+    }
+
+    pub fn release(&mut self, slot: SlotId) {
+        self.live -= 1;
+        self.free.push(slot);
+    }
+
+    pub fn release_all(&mut self, slots: &[SlotId]) {
+        for &s in slots {
+            self.release(s);
+        }
+    }
+
+    /// Slots currently holding a state.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    /// One past the highest slot id ever handed out.
+    pub fn capacity(&self) -> usize {
+        self.next as usize
+    }
+}
+
+/// What the engine needs from a window operator.
+pub trait WindowOperator: Send {
+    /// Assign an event at `time_ms` of `key`, given the current watermark.
+    fn assign(&mut self, key: KeyId, time_ms: i64, watermark: i64) -> Assign;
+
+    /// The smallest watermark at which something fires (`i64::MAX` if none).
+    fn next_fire(&self) -> i64;
+
+    /// Fire everything complete at `watermark`, appending to `out`.
+    fn advance(&mut self, watermark: i64, out: &mut Fired);
+
+    /// Whether fired windows share slots with windows still open (sliding
+    /// windows do; sessions do not). If they do, pending updates must be
+    /// applied before later events are, so the engine flushes at each firing.
+    fn fires_share_slots(&self) -> bool;
+
+    /// Every open window part, for checkpoints: `(key, start, end, slots)`.
+    fn snapshot(&self, out: &mut dyn FnMut(KeyId, i64, i64, &[SlotId]));
+
+    /// Put back one part of a snapshot; allocates slots for its states.
+    fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, watermark: i64) -> Vec<SlotId>;
+
+    fn slots(&self) -> &SlotAllocator;
+
+    /// Take back slots reported in [`Fired::released`], once their states
+    /// have been used.
+    fn release(&mut self, slots: &[SlotId]);
+}
+
+/// Floor of `t / step` times `step`, for negative times too.
+#[inline]
+pub(crate) fn align(t: i64, step: i64) -> i64 {
+    t - t.rem_euclid(step)
+}
+
+#[cfg(test)]
+mod model_tests;

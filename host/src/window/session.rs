@@ -1,0 +1,238 @@
+//! Session windows.
+//!
+//! An event at `t` opens `[t, t + gap)`; windows that intersect or merely
+//! touch (`a.end >= b.start`, Flink's inclusive `TimeWindow.intersects`) merge
+//! into `[min start, max end)`. A session fires when the watermark reaches
+//! `end - 1`, and is then gone: a later event starts a new session even if it
+//! touches the fired one (Flink purges the fired window with no allowed
+//! lateness).
+//!
+//! Merging sessions does not merge their states here: the merged session
+//! keeps the slots of its parts, and the plugin merges them when the session
+//! fires. That keeps the hot path free of plugin calls.
+//!
+//! Firing time index: a min-heap of `(fire time, key)`. A session's end moves
+//! with almost every event, so the heap is updated lazily: every session has
+//! one entry at or before its firing time (`entry`); when an entry pops
+//! before the session is due, it is pushed again at the session's current
+//! firing time. That is about one heap operation per session per gap instead
+//! of one per event.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{Assign, Fired, KeyId, SlotAllocator, SlotId, WindowOperator};
+
+#[derive(Debug, Clone)]
+struct Session {
+    start: i64,
+    end: i64,
+    /// The firing time of this session's heap entry (<= end - 1).
+    entry: i64,
+    /// The states of the sessions merged into this one, oldest first.
+    slots: Vec<SlotId>,
+}
+
+#[derive(Debug)]
+pub struct Sessions {
+    gap: i64,
+    /// Open sessions per key, sorted by start, pairwise not touching.
+    keys: Vec<Vec<Session>>,
+    heap: BinaryHeap<Reverse<(i64, KeyId)>>,
+    slots: SlotAllocator,
+}
+
+impl Sessions {
+    pub fn new(gap: i64) -> Self {
+        assert!(gap > 0);
+        Self {
+            gap,
+            keys: Vec::new(),
+            heap: BinaryHeap::new(),
+            slots: SlotAllocator::default(),
+        }
+    }
+
+    fn key_sessions(&mut self, key: KeyId) -> &mut Vec<Session> {
+        let k = key as usize;
+        if k >= self.keys.len() {
+            self.keys.resize_with(k + 1, Vec::new);
+        }
+        &mut self.keys[k]
+    }
+}
+
+impl WindowOperator for Sessions {
+    #[inline]
+    fn assign(&mut self, key: KeyId, time_ms: i64, watermark: i64) -> Assign {
+        let (start, end) = (time_ms, time_ms.saturating_add(self.gap));
+        let sessions = self.key_sessions(key);
+        // Sessions are sorted and pairwise apart, so the ones the new window
+        // touches are contiguous.
+        let first = sessions.partition_point(|s| s.end < start);
+        let mut last = first;
+        while last < sessions.len() && sessions[last].start <= end {
+            last += 1;
+        }
+        if first == last {
+            if end - 1 <= watermark {
+                return Assign::Late;
+            }
+            let slot = self.slots.allocate();
+            self.keys[key as usize].insert(
+                first,
+                Session {
+                    start,
+                    end,
+                    entry: end - 1,
+                    slots: vec![slot],
+                },
+            );
+            self.heap.push(Reverse((end - 1, key)));
+            return Assign::Slot(slot);
+        }
+        if last - first == 1 {
+            let s = &mut sessions[first];
+            s.start = s.start.min(start);
+            s.end = s.end.max(end);
+            return Assign::Slot(s.slots[0]);
+        }
+        // The new window bridges several sessions: fold them into the first.
+        let mut merged: Vec<Session> = sessions.drain(first + 1..last).collect();
+        let s = &mut sessions[first];
+        s.start = s.start.min(start);
+        for m in merged.drain(..) {
+            s.end = s.end.max(m.end);
+            s.entry = s.entry.min(m.entry);
+            s.slots.extend(m.slots);
+        }
+        s.end = s.end.max(end);
+        Assign::Slot(s.slots[0])
+    }
+
+    #[inline]
+    fn next_fire(&self) -> i64 {
+        self.heap.peek().map_or(i64::MAX, |Reverse((t, _))| *t)
+    }
+
+    fn advance(&mut self, watermark: i64, out: &mut Fired) {
+        while let Some(&Reverse((entry, key))) = self.heap.peek() {
+            if entry > watermark {
+                break;
+            }
+            self.heap.pop();
+            let sessions = &mut self.keys[key as usize];
+            let mut i = 0;
+            while i < sessions.len() {
+                let s = &mut sessions[i];
+                if s.end - 1 <= watermark {
+                    let s = sessions.remove(i);
+                    out.released.extend_from_slice(&s.slots);
+                    out.push(key, s.start, s.end, s.slots);
+                    continue;
+                }
+                if s.entry == entry {
+                    s.entry = s.end - 1;
+                    self.heap.push(Reverse((s.entry, key)));
+                }
+                i += 1;
+            }
+        }
+    }
+
+    fn fires_share_slots(&self) -> bool {
+        false
+    }
+
+    fn snapshot(&self, out: &mut dyn FnMut(KeyId, i64, i64, &[SlotId])) {
+        for (key, sessions) in self.keys.iter().enumerate() {
+            for s in sessions {
+                out(key as KeyId, s.start, s.end, &s.slots);
+            }
+        }
+    }
+
+    fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, _watermark: i64) -> Vec<SlotId> {
+        let slots: Vec<SlotId> = (0..states.max(1)).map(|_| self.slots.allocate()).collect();
+        let sessions = self.key_sessions(key);
+        let at = sessions.partition_point(|s| s.start < start);
+        sessions.insert(
+            at,
+            Session {
+                start,
+                end,
+                entry: end - 1,
+                slots: slots.clone(),
+            },
+        );
+        self.heap.push(Reverse((end - 1, key)));
+        slots
+    }
+
+    fn slots(&self) -> &SlotAllocator {
+        &self.slots
+    }
+
+    fn release(&mut self, slots: &[SlotId]) {
+        self.slots.release_all(slots);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GAP: i64 = 600_000;
+
+    fn fire(op: &mut Sessions, wm: i64) -> Vec<(KeyId, i64, i64, usize)> {
+        let mut out = Fired::default();
+        op.advance(wm, &mut out);
+        op.release(&out.released);
+        out.windows
+            .iter()
+            .map(|w| (w.key, w.start, w.end, w.slot_count as usize))
+            .collect()
+    }
+
+    #[test]
+    fn touching_windows_merge() {
+        let mut op = Sessions::new(GAP);
+        op.assign(0, 0, i64::MIN);
+        op.assign(0, GAP, i64::MIN);
+        op.assign(0, 2 * GAP + 1, i64::MIN);
+        assert_eq!(
+            fire(&mut op, i64::MAX),
+            vec![(0, 0, 2 * GAP, 1), (0, 2 * GAP + 1, 3 * GAP + 1, 1)]
+        );
+    }
+
+    #[test]
+    fn bridging_event_merges_two_sessions_and_keeps_both_states() {
+        let mut op = Sessions::new(GAP);
+        op.assign(0, 0, i64::MIN);
+        op.assign(0, 3 * GAP, i64::MIN);
+        op.assign(0, 2 * GAP, i64::MIN);
+        op.assign(0, GAP, i64::MIN);
+        assert_eq!(fire(&mut op, i64::MAX), vec![(0, 0, 4 * GAP, 2)]);
+    }
+
+    #[test]
+    fn extended_session_fires_at_its_new_end() {
+        let mut op = Sessions::new(GAP);
+        op.assign(0, 0, i64::MIN);
+        op.assign(0, 100, i64::MIN);
+        assert!(fire(&mut op, GAP - 1).is_empty());
+        assert!(fire(&mut op, GAP + 98).is_empty());
+        assert_eq!(fire(&mut op, GAP + 99), vec![(0, 0, GAP + 100, 1)]);
+    }
+
+    #[test]
+    fn event_touching_a_fired_session_starts_a_new_one_or_is_late() {
+        let mut op = Sessions::new(GAP);
+        op.assign(0, 0, i64::MIN);
+        assert_eq!(fire(&mut op, GAP - 1).len(), 1);
+        assert_eq!(op.assign(0, 0, GAP - 1), Assign::Late);
+        assert!(matches!(op.assign(0, 10, GAP - 1), Assign::Slot(_)));
+        assert_eq!(fire(&mut op, i64::MAX), vec![(0, 10, GAP + 10, 1)]);
+    }
+}
