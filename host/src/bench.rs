@@ -127,9 +127,11 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<u64> {
             let _ = write!(line, "\", \"event_type\": \"{ty}\", \"user_id\": \"{user}\", \"price\": {price:?}}}");
         }
         pending.push(Reverse((t + delay, i, line.clone())));
-        // Everything due before the next base time can go out.
+        // Every later event is due at or after `base - 999` (whole-second
+        // times are truncated), so what is due before that can go out: the
+        // file is sorted by due time.
         while let Some(Reverse((due, _, _))) = pending.peek() {
-            if *due > base {
+            if *due > base - 1000 {
                 break;
             }
             let Reverse((_, _, l)) = pending.pop().expect("peeked");
@@ -252,7 +254,7 @@ mod tests {
         let mut max = i64::MIN;
         for line in a.lines() {
             let ev = crate::event::parse_event(line.as_bytes(), &cfg).unwrap();
-            assert!(ev.time_ms > max - 3_000, "{line} is more than 3 s behind");
+            assert!(ev.time_ms > max.saturating_sub(3_000), "{line} is more than 3 s behind");
             max = max.max(ev.time_ms);
         }
     }

@@ -51,7 +51,8 @@ impl Default for EngineConfig {
             batch_size: 4096,
             parser: ParserConfig {
                 zone_offset_ms: 0,
-                max_future_skew_ms: Some(86_400_000),
+                // No wall clock known here; `app` sets both from the config.
+                max_future_skew_ms: None,
                 now_ms: 0,
             },
             out_of_orderness_ms: 10_000,
@@ -182,6 +183,12 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Move the wall clock that bounds future event times
+    /// (`time.max-future-skew`); long-running sources call this as time goes.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.cfg.parser.now_ms = now_ms;
     }
 
     /// Add a view running `plugin`. Refuses a second view of the same name.

@@ -176,7 +176,8 @@ mod tests {
         w.add_partition(1, 0);
         assert_eq!(w.observe(0, 10_000, 1_000), MIN_WATERMARK);
         assert_eq!(w.check_idle(20_000), MIN_WATERMARK);
-        // Partition 1 has been silent for 30 s of wall time.
+        assert_eq!(w.observe(0, 10_000, 25_000), MIN_WATERMARK);
+        // Partition 1 has been silent for 30 s of wall time, partition 0 not.
         assert_eq!(w.check_idle(31_000), 9_999);
         // It wakes up behind: the combined watermark never goes back.
         assert_eq!(w.observe(1, 5_000, 32_000), 9_999);
