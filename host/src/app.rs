@@ -16,7 +16,11 @@ use crate::sink::{CountingSink, JsonlFormat, JsonlSink, RecordLog, Sink};
 use crate::source::file;
 
 #[derive(Debug, Parser)]
-#[command(name = "featherflow", version, about = "A streaming feature engine with WebAssembly feature plugins")]
+#[command(
+    name = "featherflow",
+    version,
+    about = "A streaming feature engine with WebAssembly feature plugins"
+)]
 pub struct Cli {
     /// Log format (levels via RUST_LOG, default info).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -145,8 +149,11 @@ pub struct BenchArgs {
 }
 
 pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -252,7 +259,12 @@ fn open_log(path: &str) -> anyhow::Result<RecordLog> {
 
 /// Run `plugins` over the file `events` into `sink`; returns the engine (for
 /// its counters) after the end of input fired every window.
-pub fn replay_file(config: &Config, plugins: &[Arc<Plugin>], events: &str, sink: Box<dyn Sink>) -> anyhow::Result<Engine> {
+pub fn replay_file(
+    config: &Config,
+    plugins: &[Arc<Plugin>],
+    events: &str,
+    sink: Box<dyn Sink>,
+) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(engine_config(config), sink);
     engine.set_source(events);
     engine.set_dead_letter(open_log(&config.output.dead_letter)?);
@@ -261,7 +273,14 @@ pub fn replay_file(config: &Config, plugins: &[Arc<Plugin>], events: &str, sink:
         engine.add_view(p.clone())?;
     }
     file::for_each_line(events, |line, raw| {
-        engine.process_record(Position { partition: 0, offset: line }, raw, 0)
+        engine.process_record(
+            Position {
+                partition: 0,
+                offset: line,
+            },
+            raw,
+            0,
+        )
     })?;
     engine.finish()?;
     Ok(engine)
@@ -269,11 +288,17 @@ pub fn replay_file(config: &Config, plugins: &[Arc<Plugin>], events: &str, sink:
 
 fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.common)?;
-    let dir = args.plugins.clone().unwrap_or_else(|| PathBuf::from(&config.plugins.dir));
+    let dir = args
+        .plugins
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.plugins.dir));
     let plugin_engine = PluginEngine::new()?;
     let plugins = load_plugin_dir(&plugin_engine, &dir, limits(&config))?;
     if plugins.is_empty() {
-        bail!("no plugin could be loaded from {} (build them with `make build`)", dir.display());
+        bail!(
+            "no plugin could be loaded from {} (build them with `make build`)",
+            dir.display()
+        );
     }
     let sink = JsonlSink::create(&args.out, args.common.format)?;
     let started = Instant::now();
@@ -306,7 +331,10 @@ pub fn print_summary(engine: &Engine, elapsed: std::time::Duration) {
             st.late,
             st.plugin_errors,
             st.dead_lettered,
-            v.disabled.as_deref().map(|r| format!("  DISABLED: {r}")).unwrap_or_default()
+            v.disabled
+                .as_deref()
+                .map(|r| format!("  DISABLED: {r}"))
+                .unwrap_or_default()
         );
     }
 }
@@ -315,7 +343,13 @@ fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.common)?;
     let plugin_engine = PluginEngine::new()?;
     let plugin = Arc::new(plugin_engine.load_file(&args.wasm, limits(&config))?);
-    let out_path = args.out.clone().unwrap_or_else(|| if args.expect.is_some() { String::new() } else { "-".into() });
+    let out_path = args.out.clone().unwrap_or_else(|| {
+        if args.expect.is_some() {
+            String::new()
+        } else {
+            "-".into()
+        }
+    });
     let collected = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = CollectSink {
         lines: collected.clone(),
@@ -393,7 +427,10 @@ fn plugin_inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
     for f in d.fields.iter() {
         println!("  {:<24} {:?}", f.name, f.ty);
     }
-    println!("validated:     yes (world, declaration, dry run) in {} ms", p.compile_time.as_millis());
+    println!(
+        "validated:     yes (world, declaration, dry run) in {} ms",
+        p.compile_time.as_millis()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -55,7 +55,13 @@ pub fn format_time(ms: i64, micros: i64, frac: u8, out: &mut String) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
     match frac {
         3 => {
             let _ = write!(out, ".{:03}", ms.rem_euclid(1000));
@@ -109,7 +115,11 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<u64> {
             _ => 6,
         };
         let t = if frac == 0 { base - base.rem_euclid(1000) } else { base };
-        let delay = if disorder_ms > 0 { rng.below(disorder_ms as u64) as i64 } else { 0 };
+        let delay = if disorder_ms > 0 {
+            rng.below(disorder_ms as u64) as i64
+        } else {
+            0
+        };
         let user = rng.below(args.users) + 1;
         let ty = match rng.below(100) {
             0..80 => "view",
@@ -124,7 +134,10 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<u64> {
             line.push_str("{\"event_time\": \"");
             format_time(t, micros, frac, &mut line);
             use std::fmt::Write as _;
-            let _ = write!(line, "\", \"event_type\": \"{ty}\", \"user_id\": \"{user}\", \"price\": {price:?}}}");
+            let _ = write!(
+                line,
+                "\", \"event_type\": \"{ty}\", \"user_id\": \"{user}\", \"price\": {price:?}}}"
+            );
         }
         pending.push(Reverse((t + delay, i, line.clone())));
         // Every later event is due at or after `base - 999` (whole-second
@@ -173,7 +186,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         ga.out = tmp.display().to_string();
         let n = generate(&ga)?;
         std::fs::rename(&tmp, &path)?;
-        eprintln!("generated {n} events into {} in {:.1}s", path.display(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "generated {n} events into {} in {:.1}s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
     }
     let mut config = crate::config::Config::load(None)?;
     config.engine.batch_size = args.batch_size;
@@ -184,20 +201,44 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let counts = Arc::new(Mutex::new(CountingSink::default()));
     let rss_before = peak_rss_bytes().unwrap_or(0);
     let started = Instant::now();
-    let engine = crate::app::replay_file(&config, &plugins, &path.display().to_string(), Box::new(SharedCounting(counts.clone())))?;
+    let engine = crate::app::replay_file(
+        &config,
+        &plugins,
+        &path.display().to_string(),
+        Box::new(SharedCounting(counts.clone())),
+    )?;
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
     let c = counts.lock().unwrap_or_else(|e| e.into_inner());
     let s = &engine.stats;
     println!("featherflow replay benchmark");
     println!("  input:        {} ({} records)", path.display(), s.records_read);
-    println!("  plugins:      {}", plugins.iter().map(|p| p.label()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  plugins:      {}",
+        plugins.iter().map(|p| p.label()).collect::<Vec<_>>().join(", ")
+    );
     println!("  batch size:   {}", args.batch_size);
     println!("  elapsed:      {secs:.2} s");
     println!("  throughput:   {:.0} events/s", s.records_read as f64 / secs);
-    println!("  peak RSS:     {:.1} MiB (before replay: {:.1} MiB)", peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0, rss_before as f64 / 1048576.0);
-    println!("  windows:      {} ({})", c.records, c.per_view.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-    println!("  bad / late:   {} / {}", s.bad_records, engine.views().iter().map(|v| v.stats.late).sum::<u64>());
+    println!(
+        "  peak RSS:     {:.1} MiB (before replay: {:.1} MiB)",
+        peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0,
+        rss_before as f64 / 1048576.0
+    );
+    println!(
+        "  windows:      {} ({})",
+        c.records,
+        c.per_view
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  bad / late:   {} / {}",
+        s.bad_records,
+        engine.views().iter().map(|v| v.stats.late).sum::<u64>()
+    );
     for v in engine.views() {
         let st = &v.stats;
         println!(

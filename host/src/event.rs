@@ -129,12 +129,7 @@ pub enum Field {
 
 impl Field {
     /// In the order they are checked.
-    pub const ALL: [Field; 4] = [
-        Field::EventTime,
-        Field::EventType,
-        Field::UserId,
-        Field::Price,
-    ];
+    pub const ALL: [Field; 4] = [Field::EventTime, Field::EventType, Field::UserId, Field::Price];
 
     /// The field a (decoded) JSON key names, if any.
     pub fn from_key(key: &[u8]) -> Option<Field> {
@@ -324,12 +319,7 @@ pub fn parse_timestamp(s: &[u8], zone_offset_ms: i64) -> Result<i64, ()> {
     let Some(head) = s.first_chunk::<19>() else {
         return Err(());
     };
-    if head[4] != b'-'
-        || head[7] != b'-'
-        || head[10] | 0x20 != b't'
-        || head[13] != b':'
-        || head[16] != b':'
-    {
+    if head[4] != b'-' || head[7] != b'-' || head[10] | 0x20 != b't' || head[13] != b':' || head[16] != b':' {
         return Err(());
     }
     // Its 14 digits, eight bytes at a time (SWAR): `x` holds digit values
@@ -363,11 +353,7 @@ pub fn parse_timestamp(s: &[u8], zone_offset_ms: i64) -> Result<i64, ()> {
     let mut fraction: &[u8] = &[];
     if s.get(p) == Some(&b'.') {
         let rest = &s[p + 1..];
-        let digits = rest
-            .iter()
-            .take(10)
-            .take_while(|c| c.is_ascii_digit())
-            .count();
+        let digits = rest.iter().take(10).take_while(|c| c.is_ascii_digit()).count();
         if digits > 9 {
             return Err(());
         }
@@ -397,10 +383,7 @@ pub fn parse_timestamp(s: &[u8], zone_offset_ms: i64) -> Result<i64, ()> {
         return Err(());
     }
     let days = days_from_civil(year, month, day) + next_day;
-    Ok(
-        days * MS_PER_DAY + hour * MS_PER_HOUR + minute * 60_000 + second * 1000 + millis
-            - offset_ms,
-    )
+    Ok(days * MS_PER_DAY + hour * MS_PER_HOUR + minute * 60_000 + second * 1000 + millis - offset_ms)
 }
 
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
@@ -1022,9 +1005,7 @@ fn unescape_unicode(b: &[u8], p: usize) -> (char, usize) {
 #[inline(always)]
 fn event_time_of(text: &str, v: &Value, zone_offset_ms: i64) -> Result<i64, BadReason> {
     let parsed = match v.kind {
-        Kind::Str if !v.escaped => {
-            parse_timestamp(&text.as_bytes()[v.start + 1..v.end - 1], zone_offset_ms)
-        }
+        Kind::Str if !v.escaped => parse_timestamp(&text.as_bytes()[v.start + 1..v.end - 1], zone_offset_ms),
         Kind::Str => parse_timestamp(v.string(text).as_bytes(), zone_offset_ms),
         Kind::Int => v
             .raw(text)
@@ -1147,11 +1128,7 @@ fn render_extras(text: &str, extras: &[Member<'_>]) -> String {
             if extras[..i].iter().any(|e| e.key == m.key) {
                 continue;
             }
-            let last = extras[i..]
-                .iter()
-                .rev()
-                .find(|e| e.key == m.key)
-                .unwrap_or(m);
+            let last = extras[i..].iter().rev().find(|e| e.key == m.key).unwrap_or(m);
             push(&mut out, m, last);
         }
     } else {
@@ -1190,9 +1167,7 @@ mod tests {
 
     /// Parses a line that must be valid; owned, so the line may be a temporary.
     fn ok(line: &str) -> Event<'static> {
-        parse(line)
-            .unwrap_or_else(|r| panic!("{r:?} for {line}"))
-            .into_owned()
+        parse(line).unwrap_or_else(|r| panic!("{r:?} for {line}")).into_owned()
     }
 
     fn reason(line: &str) -> BadReason {
@@ -1223,8 +1198,7 @@ mod tests {
     // -- The Flink anchor's fixture ------------------------------------------
 
     const EDGE_CASES: &[u8] = include_bytes!("../tests/data/parser/edge_cases.jsonl");
-    const EDGE_CASES_EXPECTED: &str =
-        include_str!("../tests/data/parser/edge_cases.expected.jsonl");
+    const EDGE_CASES_EXPECTED: &str = include_str!("../tests/data/parser/edge_cases.expected.jsonl");
 
     /// What each fixture line must give with zone +09:00: Ok((time, user,
     /// type, price, extra, flink_accepted)) or the reason. Flink dropped every
@@ -1259,14 +1233,7 @@ mod tests {
             Err(BadTime),
             Err(BadTime),
             Ok((T10 + 7_000, "c", "view", 4.0, "", true)),
-            Ok((
-                T10 + 8_123,
-                "c",
-                "purchase",
-                100.0,
-                r#"{"extra":{"x":[1,2]}}"#,
-                true,
-            )),
+            Ok((T10 + 8_123, "c", "purchase", 100.0, r#"{"extra":{"x":[1,2]}}"#, true)),
             Ok((T10 + 8_000, "c", "view", 3.0, "", true)),
             Ok((T10 + 8_000, "c", "VIEW", 0.0, "", true)),
             Ok((T10 + 9_000, "quote\"d\\é", "view", 0.1, "", true)),
@@ -1281,11 +1248,7 @@ mod tests {
     }
 
     fn edge_case_lines() -> Vec<&'static [u8]> {
-        EDGE_CASES
-            .strip_suffix(b"\n")
-            .unwrap()
-            .split(|&c| c == b'\n')
-            .collect()
+        EDGE_CASES.strip_suffix(b"\n").unwrap().split(|&c| c == b'\n').collect()
     }
 
     #[test]
@@ -1349,13 +1312,7 @@ mod tests {
             let (mut first, mut last, mut count) = (ts[0], ts[0], 0);
             for t in ts {
                 if t > last + GAP {
-                    sessions.push((
-                        user.clone(),
-                        first,
-                        last + GAP,
-                        count,
-                        (last - first) / 1000,
-                    ));
+                    sessions.push((user.clone(), first, last + GAP, count, (last - first) / 1000));
                     (first, count) = (t, 0);
                 }
                 last = t;
@@ -1404,17 +1361,15 @@ mod tests {
         .unwrap();
         assert_eq!(ev.time_ms, 1_704_070_800_000);
         assert_eq!(time("2024-01-01T10:00:00+09:00"), Ok(1_704_070_800_000));
-        assert_eq!(
-            parse_timestamp(b"2024-01-01T10:00:00", JST),
-            Ok(1_704_070_800_000)
-        );
+        assert_eq!(parse_timestamp(b"2024-01-01T10:00:00", JST), Ok(1_704_070_800_000));
     }
 
     // -- Lines and JSON syntax ---------------------------------------------------
 
     #[test]
     fn typical_line_borrows_everything() {
-        let line = r#"{"event_time": "2025-07-18T10:12:37.805123", "event_type": "view", "user_id": "4711", "price": 29.99}"#;
+        let line =
+            r#"{"event_time": "2025-07-18T10:12:37.805123", "event_type": "view", "user_id": "4711", "price": 29.99}"#;
         let ev = parse(line).unwrap();
         assert_eq!(ev.time_ms, 1_752_833_557_805);
         assert!(matches!(ev.event_type, Cow::Borrowed("view")));
@@ -1517,15 +1472,7 @@ mod tests {
     #[test]
     fn trailing_text_after_the_object_is_ignored() {
         let base = line_with("price", Some("2"));
-        for tail in [
-            "",
-            "}",
-            "}trailing",
-            " garbage",
-            "{",
-            ",{\"price\":1}",
-            "\u{0}",
-        ] {
+        for tail in ["", "}", "}trailing", " garbage", "{", ",{\"price\":1}", "\u{0}"] {
             let line = format!("  \t{base}{tail}");
             assert_eq!(parse(&line).unwrap().price, 2.0, "{line:?}");
         }
@@ -1566,15 +1513,8 @@ mod tests {
         assert!(parse(&nested(MAX_DEPTH - 1)).is_ok());
         assert_eq!(reason(&nested(MAX_DEPTH)), BadReason::TooDeep);
         assert_eq!(reason(&nested(100_000)), BadReason::TooDeep);
-        let objects = format!(
-            "{}1{}",
-            "{\"a\":".repeat(MAX_DEPTH - 1),
-            "}".repeat(MAX_DEPTH - 1)
-        );
-        assert!(
-            parse(&line_with("price", Some("1")).replacen('{', &format!("{{\"o\":{objects},"), 1))
-                .is_ok()
-        );
+        let objects = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH - 1), "}".repeat(MAX_DEPTH - 1));
+        assert!(parse(&line_with("price", Some("1")).replacen('{', &format!("{{\"o\":{objects},"), 1)).is_ok());
         assert_eq!(reason(&"[".repeat(MAX_DEPTH + 1)), BadReason::TooDeep);
         assert_eq!(reason(&"[".repeat(MAX_DEPTH)), BadReason::NotJson);
     }
@@ -1603,10 +1543,7 @@ mod tests {
             assert_eq!(ev.user_id, s);
             let raw = format!("\"{}\\\"{}\"", "x".repeat(n), "y".repeat(20 - n));
             let ev = ok(&line_with("user_id", Some(&raw)));
-            assert_eq!(
-                ev.user_id,
-                format!("{}\"{}", "x".repeat(n), "y".repeat(20 - n))
-            );
+            assert_eq!(ev.user_id, format!("{}\"{}", "x".repeat(n), "y".repeat(20 - n)));
         }
     }
 
@@ -1633,8 +1570,7 @@ mod tests {
 
     #[test]
     fn extra_values_keep_their_inner_whitespace() {
-        let line =
-            line_with("price", Some("1")).replacen('{', "{ \"o\" : { \"a\" : [ 1 , 2 ] } ,", 1);
+        let line = line_with("price", Some("1")).replacen('{', "{ \"o\" : { \"a\" : [ 1 , 2 ] } ,", 1);
         assert_eq!(parse(&line).unwrap().extra, r#"{"o":{ "a" : [ 1 , 2 ] }}"#);
     }
 
@@ -1661,10 +1597,7 @@ mod tests {
         }
         line.push('}');
         let expected: Vec<String> = (0..20).map(|k| format!("\"k{k}\":2")).collect();
-        assert_eq!(
-            parse(&line).unwrap().extra,
-            format!("{{{}}}", expected.join(","))
-        );
+        assert_eq!(parse(&line).unwrap().extra, format!("{{{}}}", expected.join(",")));
     }
 
     // -- The four fields -----------------------------------------------------
@@ -1675,16 +1608,10 @@ mod tests {
         assert_eq!(reason("{}"), BadReason::MissingField(EventTime));
         assert_eq!(reason(r#"{"price":1}"#), BadReason::MissingField(EventTime));
         for field in Field::ALL {
-            assert_eq!(
-                reason(&line_with(field.key(), None)),
-                BadReason::MissingField(field)
-            );
+            assert_eq!(reason(&line_with(field.key(), None)), BadReason::MissingField(field));
         }
         // An earlier field's problem wins over a later missing field.
-        assert_eq!(
-            reason(r#"{"event_time":"bad","price":1}"#),
-            BadReason::BadTime
-        );
+        assert_eq!(reason(r#"{"event_time":"bad","price":1}"#), BadReason::BadTime);
         assert_eq!(
             reason(r#"{"event_time":0,"event_type":"","price":1}"#),
             BadReason::EmptyEventType
@@ -1748,10 +1675,7 @@ mod tests {
             ("-42", "-42"),
             ("0", "0"),
             ("-0", "0"),
-            (
-                "123456789012345678901234567890",
-                "123456789012345678901234567890",
-            ),
+            ("123456789012345678901234567890", "123456789012345678901234567890"),
         ] {
             let ev = ok(&line_with("user_id", Some(raw)));
             assert_eq!(ev.user_id, text);
@@ -1797,10 +1721,7 @@ mod tests {
         }
         // The configured zone does not apply to epoch milliseconds.
         let line = line_with("event_time", Some("1000"));
-        assert_eq!(
-            parse_event(line.as_bytes(), &cfg(JST)).unwrap().time_ms,
-            1000
-        );
+        assert_eq!(parse_event(line.as_bytes(), &cfg(JST)).unwrap().time_ms, 1000);
         for raw in [
             (MIN_TIME_MS - 1).to_string(),
             (MAX_TIME_MS + 1).to_string(),
@@ -1918,14 +1839,8 @@ mod tests {
         assert_eq!(time("2024-01-01T24:00:00"), Ok(midnight));
         assert_eq!(time("2024-01-01T24:00:00."), Ok(midnight));
         assert_eq!(time("2024-01-01T24:00:00.000000000"), Ok(midnight));
-        assert_eq!(
-            time("2024-12-31T24:00:00"),
-            Ok(time("2025-01-01T00:00:00").unwrap())
-        );
-        assert_eq!(
-            time("2024-02-29T24:00:00"),
-            Ok(time("2024-03-01T00:00:00").unwrap())
-        );
+        assert_eq!(time("2024-12-31T24:00:00"), Ok(time("2025-01-01T00:00:00").unwrap()));
+        assert_eq!(time("2024-02-29T24:00:00"), Ok(time("2024-03-01T00:00:00").unwrap()));
         assert_eq!(time("2024-01-01T24:00:00+09:00"), Ok(midnight - JST));
         assert_eq!(time("2024-01-01T24:00:00.001"), Err(()));
         assert_eq!(time("2024-01-01T24:01:00"), Err(()));
@@ -1959,11 +1874,7 @@ mod tests {
             ("-18:00", -18 * MS_PER_HOUR),
         ] {
             let s = format!("2024-01-01T10:00:00{suffix}");
-            assert_eq!(
-                parse_timestamp(s.as_bytes(), 12_345),
-                Ok(utc - offset),
-                "{s}"
-            );
+            assert_eq!(parse_timestamp(s.as_bytes(), 12_345), Ok(utc - offset), "{s}");
         }
         assert_eq!(parse_timestamp(b"2024-01-01T10:00:00", JST), Ok(utc - JST));
         assert_eq!(parse_timestamp(b"2024-01-01t10:00:00", -JST), Ok(utc + JST));
@@ -2029,10 +1940,7 @@ mod tests {
             "ZZ",
         ] {
             let err = parse_zone(s).expect_err(s);
-            assert!(
-                err.contains(&format!("{s:?}")) && err.contains("+09:00"),
-                "{err}"
-            );
+            assert!(err.contains(&format!("{s:?}")) && err.contains("+09:00"), "{err}");
         }
     }
 
@@ -2068,10 +1976,7 @@ mod tests {
         let variants: std::collections::HashSet<_> = BadReason::ALL.iter().map(variant).collect();
         assert_eq!(variants.len(), 11);
         assert_eq!(BadReason::ALL.len(), 9 + 2 * Field::ALL.len());
-        assert_eq!(
-            BadReason::MissingField(Field::UserId).as_str(),
-            "missing_user_id"
-        );
+        assert_eq!(BadReason::MissingField(Field::UserId).as_str(), "missing_user_id");
         assert_eq!(
             BadReason::WrongType(Field::Price).to_string(),
             "field `price` has the wrong type: expected a number or a numeric string"
@@ -2126,8 +2031,7 @@ mod tests {
             any::<bool>().prop_map(J::Bool),
             any::<i64>().prop_map(J::from),
             any::<u64>().prop_map(J::from),
-            any::<f64>()
-                .prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(J::Number)),
+            any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(J::Number)),
             any::<String>().prop_map(J::String),
         ];
         leaf.prop_recursive(4, 32, 5, |inner| {
@@ -2189,11 +2093,7 @@ mod tests {
                             0
                         }
                         Some((minutes, colon)) => {
-                            let (sign, abs) = if *minutes < 0 {
-                                ('-', -minutes)
-                            } else {
-                                ('+', *minutes)
-                            };
+                            let (sign, abs) = if *minutes < 0 { ('-', -minutes) } else { ('+', *minutes) };
                             let sep = if *colon { ":" } else { "" };
                             s.push_str(&format!("{sign}{:02}{sep}{:02}", abs / 60, abs % 60));
                             minutes * 60_000
@@ -2201,12 +2101,9 @@ mod tests {
                     };
                     let digits = fraction.trim_start_matches('.');
                     let ms = format!("{digits:0<3}")[..3].parse::<i64>().unwrap();
-                    let expected = naive_days(*y, *m, *d) * MS_PER_DAY
-                        + hh * MS_PER_HOUR
-                        + mm * 60_000
-                        + ss * 1000
-                        + ms
-                        - offset_ms;
+                    let expected =
+                        naive_days(*y, *m, *d) * MS_PER_DAY + hh * MS_PER_HOUR + mm * 60_000 + ss * 1000 + ms
+                            - offset_ms;
                     (format!("\"{s}\""), expected)
                 }
             }
@@ -2292,9 +2189,7 @@ mod tests {
 
     /// serde_json's reading of the first JSON value of a line, if that is an
     /// object (trailing text ignored, like Jackson).
-    fn serde_first_object(
-        line: &[u8],
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+    fn serde_first_object(line: &[u8]) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
         use serde::Deserialize;
         let mut de = serde_json::Deserializer::from_slice(line);
         match serde_json::Value::deserialize(&mut de) {
@@ -2342,8 +2237,7 @@ mod tests {
             if let Some(serde_json::Value::Number(n)) = map.get("price") {
                 let p = n.as_f64().unwrap();
                 // serde_json's default float parsing may be 1 ulp off.
-                let close =
-                    (ev.price - p).abs() <= 1e-15 * p.abs() || (ev.price - p).abs() < 1e-300;
+                let close = (ev.price - p).abs() <= 1e-15 * p.abs() || (ev.price - p).abs() < 1e-300;
                 prop_assert!(close, "{} vs {}", ev.price, p);
             }
         }

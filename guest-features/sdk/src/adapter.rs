@@ -46,13 +46,11 @@ impl<F: Feature> Guest for Plugin<F> {
         let mut r = Reader::new(&events);
         let m = r.count(MIN_EVENT).map_err(batch("events"))?;
         for j in 0..m {
-            let (slot, event) = read_event(&mut r)
-                .map_err(|e| PluginError::InvalidBatch(format!("events: event {j}: {e}")))?;
+            let (slot, event) =
+                read_event(&mut r).map_err(|e| PluginError::InvalidBatch(format!("events: event {j}: {e}")))?;
             let n = slots.len();
             let state = slots.get_mut(slot).ok_or_else(|| {
-                PluginError::InvalidBatch(format!(
-                    "events: event {j}: slot {slot} out of range ({n} states)"
-                ))
+                PluginError::InvalidBatch(format!("events: event {j}: slot {slot} out of range ({n} states)"))
             })?;
             F::update(state, &event);
         }
@@ -84,18 +82,13 @@ impl<F: Feature> Guest for Plugin<F> {
         let mut writer = Writer::new(&mut out);
         writer.count(w);
         for i in 0..w {
-            let at =
-                |e: DecodeError| PluginError::InvalidBatch(format!("windows: window {i}: {e}"));
+            let at = |e: DecodeError| PluginError::InvalidBatch(format!("windows: window {i}: {e}"));
             let key = r.str().map_err(at)?;
             let start_ms = r.i64().map_err(at)?;
             let end_ms = r.i64().map_err(at)?;
             let state = read_merged::<F>(&mut r, &format!("windows: window {i}"))?;
 
-            let window = Window {
-                key,
-                start_ms,
-                end_ms,
-            };
+            let window = Window { key, start_ms, end_ms };
             let values = F::finish(&state, &window);
             if values.len() != fields.len() {
                 return Err(PluginError::Other(format!(
@@ -151,9 +144,7 @@ impl<F: Feature> Guest for Plugin<F> {
                 continue;
             }
             let state = F::migrate(from_version, bytes).map_err(|e| {
-                PluginError::InvalidState(format!(
-                    "state {i}: cannot migrate from version {from_version}: {e}"
-                ))
+                PluginError::InvalidState(format!("state {i}: cannot migrate from version {from_version}: {e}"))
             })?;
             scratch.clear();
             F::encode(&state, &mut scratch);
@@ -172,18 +163,15 @@ fn batch(context: &str) -> impl Fn(DecodeError) -> PluginError + '_ {
 
 /// Reads `u32 n`, then `n` × `bytes`, decoding each (empty = default).
 /// Errors are prefixed with `context`, the place of the list in the batch.
-fn read_states<F: Feature>(
-    r: &mut Reader<'_>,
-    context: &str,
-) -> Result<Vec<F::State>, PluginError> {
+fn read_states<F: Feature>(r: &mut Reader<'_>, context: &str) -> Result<Vec<F::State>, PluginError> {
     let n = r.count(MIN_BYTES).map_err(batch(context))?;
     let mut states = Vec::with_capacity(n);
     for i in 0..n {
         let bytes = r
             .bytes()
             .map_err(|e| PluginError::InvalidBatch(format!("{context}: state {i}: {e}")))?;
-        let state = decode_state::<F>(bytes)
-            .map_err(|e| PluginError::InvalidState(format!("{context}: state {i}: {e}")))?;
+        let state =
+            decode_state::<F>(bytes).map_err(|e| PluginError::InvalidState(format!("{context}: state {i}: {e}")))?;
         states.push(state);
     }
     Ok(states)
@@ -269,9 +257,7 @@ impl From<Declaration> for wit::Declaration {
             description: d.description,
             window: match d.window {
                 WindowKind::Tumbling { size_ms } => wit::Window::Tumbling(size_ms),
-                WindowKind::Sliding { size_ms, slide_ms } => {
-                    wit::Window::Sliding(wit::Sliding { size_ms, slide_ms })
-                }
+                WindowKind::Sliding { size_ms, slide_ms } => wit::Window::Sliding(wit::Sliding { size_ms, slide_ms }),
                 WindowKind::Session { gap_ms } => wit::Window::Session(wit::Session { gap_ms }),
             },
             key_field: d.key_field,
@@ -376,13 +362,7 @@ mod tests {
 
     fn trail(n: i64, types: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        TrailFeature::encode(
-            &Trail {
-                n,
-                types: types.into(),
-            },
-            &mut out,
-        );
+        TrailFeature::encode(&Trail { n, types: types.into() }, &mut out);
         out
     }
 
@@ -426,15 +406,8 @@ mod tests {
         assert_eq!(d.version, "0.0.0");
         assert_eq!(d.key_field, "user_id");
         assert_eq!(d.state_version, 2);
-        assert!(matches!(
-            d.window,
-            wit::Window::Session(wit::Session { gap_ms: 1000 })
-        ));
-        let fields: Vec<_> = d
-            .fields
-            .iter()
-            .map(|f| (f.name.as_str(), f.type_))
-            .collect();
+        assert!(matches!(d.window, wit::Window::Session(wit::Session { gap_ms: 1000 })));
+        let fields: Vec<_> = d.fields.iter().map(|f| (f.name.as_str(), f.type_)).collect();
         assert_eq!(
             fields,
             [
@@ -482,10 +455,7 @@ mod tests {
 
     #[test]
     fn update_errors_name_the_slot_or_event() {
-        let err = P::update(
-            pack_states(&[&[]]),
-            pack_events(&[(0, 1, "a"), (3, 2, "b")]),
-        );
+        let err = P::update(pack_states(&[&[]]), pack_events(&[(0, 1, "a"), (3, 2, "b")]));
         assert_eq!(
             err,
             Err(PluginError::InvalidBatch(
@@ -539,10 +509,7 @@ mod tests {
                 "finish {bad:?}"
             );
             assert!(
-                matches!(
-                    P::migrate(1, bad.clone()),
-                    Err(PluginError::InvalidBatch(_))
-                ),
+                matches!(P::migrate(1, bad.clone()), Err(PluginError::InvalidBatch(_))),
                 "migrate {bad:?}"
             );
         }

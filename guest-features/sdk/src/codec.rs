@@ -20,11 +20,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
     /// A value starting at `at` needs `needed` bytes but only `left` remain.
-    UnexpectedEnd {
-        at: usize,
-        needed: usize,
-        left: usize,
-    },
+    UnexpectedEnd { at: usize, needed: usize, left: usize },
     /// The `str` starting at `at` is not UTF-8.
     InvalidUtf8 { at: usize },
     /// The count at `at` promises more items than the remaining bytes can hold.
@@ -295,10 +291,7 @@ mod tests {
         );
         // A length that runs past the end.
         let mut r = Reader::new(&[10, 0, 0, 0, b'x']);
-        assert!(matches!(
-            r.bytes(),
-            Err(DecodeError::UnexpectedEnd { at: 4, .. })
-        ));
+        assert!(matches!(r.bytes(), Err(DecodeError::UnexpectedEnd { at: 4, .. })));
         // A length near u32::MAX must not overflow the bounds check.
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
         assert!(r.bytes().is_err());
@@ -307,13 +300,7 @@ mod tests {
     #[test]
     fn count_refuses_what_the_input_cannot_hold() {
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert_eq!(
-            r.count(4),
-            Err(DecodeError::CountTooLarge {
-                at: 0,
-                count: u32::MAX
-            })
-        );
+        assert_eq!(r.count(4), Err(DecodeError::CountTooLarge { at: 0, count: u32::MAX }));
         let mut r = Reader::new(&[1, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(r.count(4), Ok(1));
     }
@@ -326,9 +313,6 @@ mod tests {
         assert_eq!(r.bool(), Err(DecodeError::InvalidBool { at: 0, byte: 2 }));
         let mut r = Reader::new(&[0, 0]);
         r.u8().unwrap();
-        assert_eq!(
-            r.finish(),
-            Err(DecodeError::TrailingBytes { at: 1, len: 1 })
-        );
+        assert_eq!(r.finish(), Err(DecodeError::TrailingBytes { at: 1, len: 1 }));
     }
 }

@@ -31,8 +31,7 @@ impl Event<'_> {
         if self.extra.is_empty() {
             return None;
         }
-        let mut object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.extra).ok()?;
+        let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(self.extra).ok()?;
         object.remove(name)
     }
 }
@@ -175,10 +174,7 @@ impl Declaration {
 
     /// Appends an output field.
     pub fn field(mut self, name: impl Into<String>, ty: FieldType) -> Self {
-        self.fields.push(Field {
-            name: name.into(),
-            ty,
-        });
+        self.fields.push(Field { name: name.into(), ty });
         self
     }
 

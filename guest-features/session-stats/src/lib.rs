@@ -144,11 +144,7 @@ mod tests {
         let state = run(&[t0, t0 + 120_000, t0 + 300_000, t0 + 60_000]);
         assert_eq!(
             SessionStats::finish(&state, &WINDOW),
-            [
-                Value::Text("111".into()),
-                Value::Integer(4),
-                Value::Integer(300)
-            ]
+            [Value::Text("111".into()), Value::Integer(4), Value::Integer(300)]
         );
     }
 
@@ -196,10 +192,7 @@ mod tests {
     fn declaration_matches_the_seed_feature() {
         let d = SessionStats::declare();
         assert_eq!(d.view, "session_features");
-        assert_eq!(
-            d.window,
-            featherflow_sdk::WindowKind::Session { gap_ms: 600_000 }
-        );
+        assert_eq!(d.window, featherflow_sdk::WindowKind::Session { gap_ms: 600_000 });
         assert_eq!(d.key_field, "user_id");
         assert_eq!(d.ttl_seconds, 3600);
         let names: Vec<_> = d.fields.iter().map(|f| f.name.as_str()).collect();

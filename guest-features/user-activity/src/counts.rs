@@ -16,9 +16,7 @@ const SLIDE_MS: u64 = 600_000;
 /// The view's declaration, without a version (each plugin sets its own).
 pub fn declaration() -> Declaration {
     Declaration::sliding("user_features", SIZE_MS, SLIDE_MS)
-        .description(
-            "Views, carts and purchases per user over the last hour, and the average viewed price",
-        )
+        .description("Views, carts and purchases per user over the last hour, and the average viewed price")
         .key_field("user_id")
         .text("user_id")
         .integer("view_count_1h")

@@ -110,12 +110,7 @@ mod tests {
 
     #[test]
     fn merging_slices_equals_counting_all_events_at_once() {
-        let all = run(&[
-            ("view", 10.0),
-            ("cart", 0.0),
-            ("view", 20.0),
-            ("view", 5.25),
-        ]);
+        let all = run(&[("view", 10.0), ("cart", 0.0), ("view", 20.0), ("view", 5.25)]);
         let mut merged = run(&[("view", 10.0), ("cart", 0.0)]);
         UserActivity::merge(&mut merged, &run(&[("view", 20.0)]));
         UserActivity::merge(&mut merged, &Counts::default());

@@ -126,7 +126,9 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then `file`, then the environment.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("FEATHERFLOW_")).collect();
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("FEATHERFLOW_"))
+            .collect();
         let text = match file {
             Some(p) => Some((
                 p.display().to_string(),
@@ -154,11 +156,16 @@ impl Config {
             apply_env(&mut merged, name, value)?;
         }
         let origin = file.map_or("configuration", |(p, _)| p).to_string();
-        let config: Config = toml::Value::Table(merged).try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
-        config.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
+        let config: Config =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    message: e.to_string(),
+                })?;
+        config
+            .validate()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(config)
     }
 
@@ -179,8 +186,14 @@ impl Config {
         if self.redis.batch == 0 {
             return Err("redis.batch: must be at least 1".into());
         }
-        if !(self.redis.url.starts_with("redis://") || self.redis.url.starts_with("rediss://") || self.redis.url.starts_with("unix://")) {
-            return Err(format!("redis.url: {:?} must start with redis://, rediss:// or unix://", self.redis.url));
+        if !(self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://")
+            || self.redis.url.starts_with("unix://"))
+        {
+            return Err(format!(
+                "redis.url: {:?} must start with redis://, rediss:// or unix://",
+                self.redis.url
+            ));
         }
         self.api
             .listen
@@ -198,7 +211,11 @@ impl Config {
 /// Merge `from` into `into`, rejecting keys the defaults do not have.
 fn merge(into: &mut toml::Table, from: toml::Table, origin: &str, prefix: &str) -> Result<(), ConfigError> {
     for (k, v) in from {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         // Free-form tables (librdkafka properties) take any key.
         let free_form = path == "kafka.properties";
         match (into.get_mut(&k), v) {
@@ -239,10 +256,13 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         });
     };
     *slot = match slot {
-        toml::Value::Integer(_) => value.parse().map(toml::Value::Integer).map_err(|_| ConfigError::Invalid {
-            origin: format!("environment variable {name}"),
-            message: format!("`{section}.{key}` wants an integer, got {value:?}"),
-        })?,
+        toml::Value::Integer(_) => value
+            .parse()
+            .map(toml::Value::Integer)
+            .map_err(|_| ConfigError::Invalid {
+                origin: format!("environment variable {name}"),
+                message: format!("`{section}.{key}` wants an integer, got {value:?}"),
+            })?,
         _ => toml::Value::String(value.to_string()),
     };
     Ok(())
@@ -264,7 +284,10 @@ mod tests {
     #[test]
     fn file_then_env_override() {
         let file = "[kafka]\nbrokers = \"k:1\"\n[time]\nzone = \"+09:00\"\n";
-        let env = vec![("FEATHERFLOW_KAFKA_BROKERS".to_string(), "k:2".to_string()), ("FEATHERFLOW_CHECKPOINT_RETAIN".to_string(), "5".to_string())];
+        let env = vec![
+            ("FEATHERFLOW_KAFKA_BROKERS".to_string(), "k:2".to_string()),
+            ("FEATHERFLOW_CHECKPOINT_RETAIN".to_string(), "5".to_string()),
+        ];
         let c = Config::from_parts(Some(("f.toml", file)), &env).unwrap();
         assert_eq!(c.kafka.brokers, "k:2");
         assert_eq!(c.checkpoint.retain, 5);
@@ -282,7 +305,11 @@ mod tests {
         let env = vec![("FEATHERFLOW_CHECKPOINT_RETAIN".to_string(), "many".to_string())];
         let err = Config::from_parts(None, &env).unwrap_err();
         assert!(err.to_string().contains("checkpoint.retain"), "{err}");
-        let err = Config::from_parts(Some(("f.toml", "[kafka.properties]\n\"fetch.min.bytes\" = \"1\"\n[nope]\n")), &[]).unwrap_err();
+        let err = Config::from_parts(
+            Some(("f.toml", "[kafka.properties]\n\"fetch.min.bytes\" = \"1\"\n[nope]\n")),
+            &[],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unknown key `nope`"), "{err}");
     }
 }

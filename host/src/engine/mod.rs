@@ -25,10 +25,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use crate::event::{self, Event, ParserConfig};
 use crate::plugin::Plugin;
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
+use crate::state::PluginRecord;
 use crate::time::Watermarks;
 use crate::window::KeyId;
 
@@ -84,7 +86,9 @@ pub struct Position {
 /// [`KeyId`] instead of hashing strings again.
 #[derive(Debug, Default)]
 pub struct KeyTable {
-    ids: Vec<FxHashMap<Box<str>, KeyId>>,
+    /// Keys up to 23 bytes (every `user_id` we have seen) are stored inline
+    /// in the table, so a lookup is one cache miss, not two.
+    ids: Vec<FxHashMap<SmallVec<[u8; 23]>, KeyId>>,
     names: Vec<(u32, Box<str>)>,
 }
 
@@ -95,12 +99,12 @@ impl KeyTable {
         if p >= self.ids.len() {
             self.ids.resize_with(p + 1, FxHashMap::default);
         }
-        if let Some(&id) = self.ids[p].get(key) {
+        if let Some(&id) = self.ids[p].get(key.as_bytes()) {
             return id;
         }
         let id = self.names.len() as KeyId;
         self.names.push((partition, key.into()));
-        self.ids[p].insert(key.into(), id);
+        self.ids[p].insert(SmallVec::from_slice(key.as_bytes()), id);
         id
     }
 
@@ -261,11 +265,24 @@ impl Engine {
         self.stats.events += 1;
         let wm = self.watermarks.current();
         let batch_size = self.cfg.batch_size;
+        // Views that share a key field share the key's id: intern once.
+        let mut key_cache: smallvec::SmallVec<[Option<(KeyId, std::borrow::Cow<'_, str>)>; 2]> =
+            smallvec::smallvec![None; self.keys.len()];
         for view in &mut self.views {
             if view.disabled.is_some() {
                 continue;
             }
             let table = &mut self.keys[view.key_table];
+            if let Some((key, text)) = &key_cache[view.key_table] {
+                if !view.stage(*key, ev, text, wm) {
+                    Self::log_late(&self.late_log, &self.source, pos, view.name(), raw);
+                    continue;
+                }
+                if view.pending() >= batch_size {
+                    view.flush(table, &mut self.records, &self.dead_letter, &self.source);
+                }
+                continue;
+            }
             let key_text = match view.key_from(ev) {
                 Some(k) => k,
                 None => {
@@ -281,16 +298,10 @@ impl Engine {
                 }
             };
             let key = table.intern(pos.partition, &key_text);
-            if !view.stage(key, ev, &key_text, wm) {
-                if self.late_log.is_enabled() {
-                    self.late_log.write(
-                        "late",
-                        &self.source,
-                        pos.offset,
-                        &[("view", view.name()), ("partition", &pos.partition.to_string())],
-                        raw,
-                    );
-                }
+            let staged = view.stage(key, ev, &key_text, wm);
+            key_cache[view.key_table] = Some((key, key_text));
+            if !staged {
+                Self::log_late(&self.late_log, &self.source, pos, view.name(), raw);
                 continue;
             }
             if view.pending() >= batch_size {
@@ -307,11 +318,28 @@ impl Engine {
         Ok(())
     }
 
+    fn log_late(log: &RecordLog, source: &str, pos: Position, view: &str, raw: &[u8]) {
+        if log.is_enabled() {
+            log.write(
+                "late",
+                source,
+                pos.offset,
+                &[("view", view), ("partition", &pos.partition.to_string())],
+                raw,
+            );
+        }
+    }
+
     /// Fire what the watermark `wm` completes.
     fn advance(&mut self, wm: i64) -> Result<(), EngineError> {
         for view in &mut self.views {
             if view.advance(wm) {
-                view.flush(&self.keys[view.key_table], &mut self.records, &self.dead_letter, &self.source);
+                view.flush(
+                    &self.keys[view.key_table],
+                    &mut self.records,
+                    &self.dead_letter,
+                    &self.source,
+                );
             }
         }
         Ok(())
@@ -337,7 +365,12 @@ impl Engine {
     /// records to the sink.
     pub fn flush(&mut self) -> Result<(), EngineError> {
         for view in &mut self.views {
-            view.flush(&self.keys[view.key_table], &mut self.records, &self.dead_letter, &self.source);
+            view.flush(
+                &self.keys[view.key_table],
+                &mut self.records,
+                &self.dead_letter,
+                &self.source,
+            );
         }
         self.drain_records()?;
         self.sink.flush()?;
@@ -365,8 +398,102 @@ impl Engine {
         Ok(())
     }
 
+    /// Flush (so every event read so far is in the states and every fired
+    /// window is with the sink), then encode the state of every view.
+    pub fn snapshot(&mut self) -> Result<EngineSnapshot, EngineError> {
+        self.flush()?;
+        let mut views = Vec::with_capacity(self.views.len());
+        for view in &self.views {
+            let (chunks, parts) = view.snapshot(&self.keys[view.key_table], 4 << 20);
+            let p = view.plugin();
+            views.push(ViewSnapshot {
+                plugin: PluginRecord {
+                    view: p.declaration.view.clone(),
+                    version: p.declaration.version.clone(),
+                    hash: p.hash.clone(),
+                    state_version: p.declaration.state_version,
+                    window: p.declaration.window,
+                },
+                chunks,
+                parts,
+            });
+        }
+        Ok(EngineSnapshot {
+            watermark: self.watermarks.current(),
+            partition_watermarks: self.watermarks.partitions().map(|(p, wm, _)| (p as u32, wm)).collect(),
+            views,
+        })
+    }
+
+    /// Restore a snapshot into an engine whose views are already added.
+    /// A view's state is taken only by a plugin with the same window; a
+    /// different state version is migrated by the new plugin or refused.
+    pub fn restore(&mut self, snap: &EngineSnapshot, now_ms: i64) -> Result<(), EngineError> {
+        let parts: Vec<(usize, i64)> = snap
+            .partition_watermarks
+            .iter()
+            .map(|&(p, wm)| (p as usize, wm))
+            .collect();
+        self.watermarks.restore(snap.watermark, &parts, now_ms);
+        for vs in &snap.views {
+            let Some(view) = self.views.iter_mut().find(|v| v.name() == vs.plugin.view) else {
+                tracing::warn!(view = %vs.plugin.view, parts = vs.parts, "the checkpoint holds state for a view no loaded plugin serves; that state is dropped");
+                continue;
+            };
+            let refuse = |reason: String| EngineError::View {
+                view: vs.plugin.view.clone(),
+                reason,
+            };
+            let d = &view.plugin().declaration;
+            if d.window != vs.plugin.window {
+                return Err(refuse(format!(
+                    "the checkpoint's states are for a {} window (plugin {}), the loaded plugin declares {}: a new window is a new view",
+                    vs.plugin.window, vs.plugin.version, d.window
+                )));
+            }
+            let migrate_from = (d.state_version != vs.plugin.state_version).then_some(vs.plugin.state_version);
+            let table = &mut self.keys[view.key_table];
+            for chunk in &vs.chunks {
+                view.restore_chunk(table, chunk, snap.watermark)
+                    .map_err(|e| refuse(format!("damaged state chunk: {e}")))?;
+            }
+            if let Some(from) = migrate_from {
+                view.migrate_states(from).map_err(|e| {
+                    refuse(format!(
+                        "the checkpoint's states have state version {from}, the loaded plugin ({}) has {} and cannot migrate them: {e}",
+                        view.plugin().label(),
+                        view.plugin().declaration.state_version
+                    ))
+                })?;
+            }
+            tracing::info!(view = %vs.plugin.view, parts = vs.parts, from_plugin = %vs.plugin.version, "view state restored");
+        }
+        Ok(())
+    }
+
     /// Take the sink back (to read a counting sink after a run).
     pub fn into_sink(self) -> Box<dyn Sink> {
         self.sink
     }
+
+    pub fn sink_mut(&mut self) -> &mut dyn Sink {
+        self.sink.as_mut()
+    }
+}
+
+/// The state of one view in a checkpoint.
+#[derive(Debug, Clone)]
+pub struct ViewSnapshot {
+    pub plugin: PluginRecord,
+    pub chunks: Vec<Vec<u8>>,
+    /// Open window parts.
+    pub parts: u64,
+}
+
+/// Everything the engine needs to continue where it was.
+#[derive(Debug, Clone)]
+pub struct EngineSnapshot {
+    pub watermark: i64,
+    pub partition_watermarks: Vec<(u32, i64)>,
+    pub views: Vec<ViewSnapshot>,
 }

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use smallvec::SmallVec;
+
 use super::KeyTable;
 use crate::event::Event;
 use crate::plugin::codec::{Packed, Reader};
@@ -27,6 +29,18 @@ pub struct ViewStats {
     pub dead_lettered: u64,
 }
 
+/// One state and its batch bookkeeping, side by side: the hot path touches
+/// both for the same event, and it is memory-bound.
+#[derive(Default, Clone)]
+struct Slot {
+    /// `(batch << 32) | index` when the slot is already in the current
+    /// batch, so each slot's state is sent once however many of the batch's
+    /// events touch it.
+    mark: u64,
+    /// The plugin's opaque state; seed states (24-32 bytes) stay inline.
+    state: SmallVec<[u8; 40]>,
+}
+
 pub struct View {
     plugin: Arc<Plugin>,
     instance: PluginInstance,
@@ -34,13 +48,9 @@ pub struct View {
     op: Box<dyn WindowOperator>,
     is_session: bool,
     /// The state of every slot; empty = a new window.
-    arena: Vec<Vec<u8>>,
+    arena: Vec<Slot>,
     pub(super) key_table: usize,
     key_is_user_id: bool,
-    /// Batch bookkeeping: `slot_mark[slot]` is `(batch << 32) | index` when
-    /// the slot is already in the current batch, so each slot's state is
-    /// sent once however many of the batch's events touch it.
-    slot_mark: Vec<u64>,
     batch_no: u32,
     batch_slots: Vec<SlotId>,
     events: Packed,
@@ -72,7 +82,6 @@ impl View {
             is_session,
             arena: Vec::new(),
             key_table,
-            slot_mark: Vec::new(),
             batch_no: 1,
             batch_slots: Vec::new(),
             events,
@@ -142,17 +151,16 @@ impl View {
         };
         self.stats.events += 1;
         let s = slot as usize;
-        if s >= self.slot_mark.len() {
-            self.slot_mark.resize(s + 1, 0);
-            self.arena.resize_with(s + 1, Vec::new);
+        if s >= self.arena.len() {
+            self.arena.resize_with(s + 1, Slot::default);
         }
-        let mark = self.slot_mark[s];
-        let index = if (mark >> 32) as u32 == self.batch_no {
-            mark as u32
+        let entry = &mut self.arena[s];
+        let index = if (entry.mark >> 32) as u32 == self.batch_no {
+            entry.mark as u32
         } else {
             let i = self.batch_slots.len() as u32;
             self.batch_slots.push(slot);
-            self.slot_mark[s] = ((self.batch_no as u64) << 32) | i as u64;
+            entry.mark = ((self.batch_no as u64) << 32) | i as u64;
             i
         };
         self.events
@@ -179,7 +187,13 @@ impl View {
 
     /// Apply the pending batch, finish the fired windows into `records`, and
     /// release the slots no window needs.
-    pub(super) fn flush(&mut self, keys: &KeyTable, records: &mut Vec<FeatureRecord>, dead_letter: &RecordLog, source: &str) {
+    pub(super) fn flush(
+        &mut self,
+        keys: &KeyTable,
+        records: &mut Vec<FeatureRecord>,
+        dead_letter: &RecordLog,
+        source: &str,
+    ) {
         if !self.events.is_empty() {
             self.apply_batch(dead_letter, source);
         }
@@ -188,7 +202,7 @@ impl View {
         }
         if !self.fired.released.is_empty() {
             for &slot in &self.fired.released {
-                let state = &mut self.arena[slot as usize];
+                let state = &mut self.arena[slot as usize].state;
                 state.clear();
                 if state.capacity() > 256 {
                     state.shrink_to_fit();
@@ -202,7 +216,7 @@ impl View {
     fn apply_batch(&mut self, dead_letter: &RecordLog, source: &str) {
         self.states.clear();
         for &slot in &self.batch_slots {
-            self.states.push_state(&self.arena[slot as usize]);
+            self.states.push_state(&self.arena[slot as usize].state);
         }
         let n = self.batch_slots.len();
         let started = Instant::now();
@@ -211,7 +225,7 @@ impl View {
         let result = self
             .instance
             .update_with(self.states.bytes(), self.events.bytes(), n, |i, state| {
-                let a = &mut arena[batch_slots[i] as usize];
+                let a = &mut arena[batch_slots[i] as usize].state;
                 a.clear();
                 a.extend_from_slice(state);
             });
@@ -229,18 +243,46 @@ impl View {
         self.batch_no = self.batch_no.wrapping_add(1).max(1);
     }
 
-    fn finish_fired(&mut self, keys: &KeyTable, records: &mut Vec<FeatureRecord>, dead_letter: &RecordLog, source: &str) {
+    /// Windows per `finish` call: bounds the plugin's memory when a
+    /// watermark jump (the end of a file) fires everything at once.
+    const FINISH_CHUNK: usize = 4096;
+
+    fn finish_fired(
+        &mut self,
+        keys: &KeyTable,
+        records: &mut Vec<FeatureRecord>,
+        dead_letter: &RecordLog,
+        source: &str,
+    ) {
+        let total = self.fired.windows.len();
+        let mut from = 0;
+        while from < total {
+            let to = (from + Self::FINISH_CHUNK).min(total);
+            self.finish_range(from..to, keys, records, dead_letter, source);
+            from = to;
+        }
+    }
+
+    fn finish_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        keys: &KeyTable,
+        records: &mut Vec<FeatureRecord>,
+        dead_letter: &RecordLog,
+        source: &str,
+    ) {
+        let windows = &self.fired.windows[range];
         self.windows.clear();
-        for w in &self.fired.windows {
+        for w in windows {
             let slots = self.fired.slots_of(w);
             self.windows.push_window(
                 keys.name(w.key),
                 w.start,
                 w.end,
-                slots.iter().map(|&s| self.arena[s as usize].as_slice()),
+                slots.iter().map(|&s| self.arena[s as usize].state.as_slice()),
             );
         }
-        let n = self.fired.windows.len();
+        let n = windows.len();
         let decl = &self.plugin.declaration;
         self.values.clear();
         let started = Instant::now();
@@ -250,7 +292,7 @@ impl View {
         self.stats.plugin_nanos += started.elapsed().as_nanos() as u64;
         self.stats.plugin_calls += 1;
         if let Err(e) = result {
-            for w in &self.fired.windows {
+            for w in windows {
                 let entity = keys.name(w.key);
                 dead_letter.write(
                     &format!("plugin_{}", e.kind()),
@@ -274,7 +316,7 @@ impl View {
         let nf = decl.fields.len();
         self.stats.windows_fired += n as u64;
         records.reserve(n);
-        for (i, w) in self.fired.windows.iter().enumerate() {
+        for (i, w) in windows.iter().enumerate() {
             let entity = keys.name(w.key);
             let key = if self.is_session {
                 format!("{}:{}:{}", self.name, entity, w.start)
@@ -332,10 +374,92 @@ impl View {
                 Ok(raw)
             })();
             match parsed {
-                Ok(raw) => dead_letter.write(&reason, source, 0, &[("view", &self.name), ("error", &error)], raw.as_bytes()),
+                Ok(raw) => dead_letter.write(
+                    &reason,
+                    source,
+                    0,
+                    &[("view", &self.name), ("error", &error)],
+                    raw.as_bytes(),
+                ),
                 Err(_) => return,
             }
         }
+    }
+
+    /// Encode every open window part: `u32 partition, str key, i64 start,
+    /// i64 end, u32 k, k × bytes` per part, split into chunks of about
+    /// `chunk_bytes`. Call after [`View::flush`]: pending events must be
+    /// applied and fired windows finished.
+    pub(super) fn snapshot(&self, keys: &KeyTable, chunk_bytes: usize) -> (Vec<Vec<u8>>, u64) {
+        let mut chunks = Vec::new();
+        let mut cur: Vec<u8> = Vec::new();
+        let mut parts = 0u64;
+        let arena = &self.arena;
+        self.op.snapshot(&mut |key, start, end, slots| {
+            parts += 1;
+            let name = keys.name(key).as_bytes();
+            cur.extend_from_slice(&keys.partition(key).to_le_bytes());
+            cur.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            cur.extend_from_slice(name);
+            cur.extend_from_slice(&start.to_le_bytes());
+            cur.extend_from_slice(&end.to_le_bytes());
+            cur.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+            for &s in slots {
+                let st = &arena[s as usize].state;
+                cur.extend_from_slice(&(st.len() as u32).to_le_bytes());
+                cur.extend_from_slice(st);
+            }
+            if cur.len() >= chunk_bytes {
+                chunks.push(std::mem::take(&mut cur));
+            }
+        });
+        if !cur.is_empty() {
+            chunks.push(cur);
+        }
+        (chunks, parts)
+    }
+
+    /// Put back parts written by [`View::snapshot`].
+    pub(super) fn restore_chunk(&mut self, keys: &mut KeyTable, chunk: &[u8], watermark: i64) -> Result<u64, String> {
+        let mut r = Reader::new(chunk);
+        let mut parts = 0;
+        while !r.at_end() {
+            let partition = r.u32()?;
+            let key = keys.intern(partition, r.str()?);
+            let start = r.i64()?;
+            let end = r.i64()?;
+            let k = r.u32()? as usize;
+            let slots = self.op.restore(key, start, end, k, watermark);
+            for &slot in &slots {
+                let state = r.bytes()?;
+                let s = slot as usize;
+                if s >= self.arena.len() {
+                    self.arena.resize_with(s + 1, Slot::default);
+                }
+                self.arena[s].state = SmallVec::from_slice(state);
+            }
+            parts += 1;
+        }
+        Ok(parts)
+    }
+
+    /// Convert every state with the plugin's `migrate` (after a restore of
+    /// states written by another state version).
+    pub(super) fn migrate_states(&mut self, from_version: u32) -> Result<(), PluginError> {
+        let live: Vec<usize> = (0..self.arena.len())
+            .filter(|&s| !self.arena[s].state.is_empty())
+            .collect();
+        for batch in live.chunks(4096) {
+            self.states.clear();
+            for &s in batch {
+                self.states.push_state(&self.arena[s].state);
+            }
+            let new = self.instance.migrate(from_version, self.states.bytes(), batch.len())?;
+            for (&s, st) in batch.iter().zip(new) {
+                self.arena[s].state = SmallVec::from_vec(st);
+            }
+        }
+        Ok(())
     }
 
     fn failed(&mut self, e: PluginError) {

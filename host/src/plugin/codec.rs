@@ -82,7 +82,13 @@ impl Packed {
     }
 
     /// Append one window to finish: `str key, i64 start, i64 end, u32 k, k × bytes`.
-    pub fn push_window<'a>(&mut self, key: &str, start: i64, end: i64, states: impl ExactSizeIterator<Item = &'a [u8]>) {
+    pub fn push_window<'a>(
+        &mut self,
+        key: &str,
+        start: i64,
+        end: i64,
+        states: impl ExactSizeIterator<Item = &'a [u8]>,
+    ) {
         self.begin_item();
         self.put_bytes(key.as_bytes());
         self.put_i64(start);
@@ -115,13 +121,17 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            format!(
-                "truncated: wanted {n} bytes at offset {} of {}",
-                self.pos,
-                self.buf.len()
-            )
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                format!(
+                    "truncated: wanted {n} bytes at offset {} of {}",
+                    self.pos,
+                    self.buf.len()
+                )
+            })?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)

@@ -8,8 +8,13 @@ use std::sync::Arc;
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum WindowSpec {
     /// Sliding (or, with `slide_ms == size_ms`, tumbling) windows.
-    Sliding { size_ms: i64, slide_ms: i64 },
-    Session { gap_ms: i64 },
+    Sliding {
+        size_ms: i64,
+        slide_ms: i64,
+    },
+    Session {
+        gap_ms: i64,
+    },
 }
 
 impl std::fmt::Display for WindowSpec {

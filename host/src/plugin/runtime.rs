@@ -132,17 +132,15 @@ impl PluginEngine {
         // The ticker holds only a weak reference, so dropping the last
         // PluginEngine stops it.
         let weak: Weak<EngineInner> = Arc::downgrade(&inner);
-        std::thread::Builder::new()
-            .name("plugin-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
-                        Some(inner) => inner.engine.increment_epoch(),
-                        None => break,
-                    }
+        std::thread::Builder::new().name("plugin-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(inner) => inner.engine.increment_epoch(),
+                    None => break,
                 }
-            })?;
+            }
+        })?;
         Ok(Self { inner })
     }
 
@@ -347,7 +345,11 @@ impl Plugin {
     }
 }
 
-fn new_store(engine: &PluginEngine, pre: &FeaturePre<Sandbox>, limits: Limits) -> wasmtime::Result<(Store<Sandbox>, Feature)> {
+fn new_store(
+    engine: &PluginEngine,
+    pre: &FeaturePre<Sandbox>,
+    limits: Limits,
+) -> wasmtime::Result<(Store<Sandbox>, Feature)> {
     let wasi = WasiCtx::builder()
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
@@ -482,7 +484,13 @@ impl PluginInstance {
     }
 
     /// `finish`: appends `n_windows × fields.len()` values to `out`.
-    pub fn finish(&mut self, windows: &[u8], n_windows: usize, fields: &[Field], out: &mut Vec<Value>) -> Result<(), PluginError> {
+    pub fn finish(
+        &mut self,
+        windows: &[u8],
+        n_windows: usize,
+        fields: &[Field],
+        out: &mut Vec<Value>,
+    ) -> Result<(), PluginError> {
         let bytes = self
             .with_deadline(|b, s| b.call_finish(s, windows), "finish")?
             .map_err(|e| self.returned("finish", e))?;

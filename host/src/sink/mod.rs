@@ -7,9 +7,11 @@
 
 mod jsonl;
 mod log;
+pub mod redis;
 
 pub use jsonl::{JsonlFormat, JsonlSink};
 pub use log::RecordLog;
+pub use redis::RedisSink;
 
 use std::sync::Arc;
 

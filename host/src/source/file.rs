@@ -39,7 +39,10 @@ pub enum FileError<E> {
 }
 
 /// Split a byte stream into lines.
-pub fn read_lines<E>(mut reader: impl Read, mut f: impl FnMut(u64, &[u8]) -> Result<(), E>) -> Result<(), FileError<E>> {
+pub fn read_lines<E>(
+    mut reader: impl Read,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), FileError<E>> {
     const CHUNK: usize = 1 << 20;
     let mut buf: Vec<u8> = vec![0; CHUNK];
     let mut start = 0; // first byte of the current line
@@ -150,7 +153,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            vec![(1, b"ab".to_vec()), (2, b"cd".to_vec()), (3, b"".to_vec()), (4, b"ef".to_vec())]
+            vec![
+                (1, b"ab".to_vec()),
+                (2, b"cd".to_vec()),
+                (3, b"".to_vec()),
+                (4, b"ef".to_vec())
+            ]
         );
     }
 }

@@ -21,11 +21,16 @@ fn meta(id: u64) -> CheckpointMeta {
 
 fn round_trip(store: &dyn CheckpointStore) {
     let mut m = meta(1);
-    store.write(&mut m, vec![("a".into(), vec![1, 2, 3]), ("b".into(), vec![])]).unwrap();
+    store
+        .write(&mut m, vec![("a".into(), vec![1, 2, 3]), ("b".into(), vec![])])
+        .unwrap();
     let (read, chunks) = store.read(1).unwrap();
     assert_eq!(read, m);
     assert_eq!(read.size_bytes, 3);
-    assert_eq!(chunks, vec![("a".to_string(), vec![1, 2, 3]), ("b".to_string(), vec![])]);
+    assert_eq!(
+        chunks,
+        vec![("a".to_string(), vec![1, 2, 3]), ("b".to_string(), vec![])]
+    );
 }
 
 fn retain_keeps_the_newest(store: &dyn CheckpointStore) {
@@ -33,7 +38,10 @@ fn retain_keeps_the_newest(store: &dyn CheckpointStore) {
         store.write(&mut meta(id), vec![("a".into(), vec![id as u8])]).unwrap();
     }
     store.retain(3).unwrap();
-    assert_eq!(store.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert_eq!(
+        store.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
     let err = store.read(2).unwrap_err().to_string();
     assert!(err.contains("does not exist") && err.contains("chk-2"), "{err}");
 }

@@ -144,7 +144,11 @@ pub(crate) fn describe_chunks(meta: &mut CheckpointMeta, chunks: &[(String, Vec<
 }
 
 /// Check chunks against the metadata.
-pub(crate) fn verify_chunks(store: &dyn CheckpointStore, meta: &CheckpointMeta, chunks: &[(String, Vec<u8>)]) -> Result<(), StateError> {
+pub(crate) fn verify_chunks(
+    store: &dyn CheckpointStore,
+    meta: &CheckpointMeta,
+    chunks: &[(String, Vec<u8>)],
+) -> Result<(), StateError> {
     let damaged = |problem: String| StateError::Damaged {
         path: store.checkpoint_path(meta.id),
         problem,

@@ -101,7 +101,11 @@ impl CheckpointStore for SledStore {
             match serde_json::from_slice::<CheckpointMeta>(&v) {
                 Ok(m) => out.push(m),
                 Err(e) => {
-                    let id = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+                    let id = k
+                        .get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .unwrap_or(0);
                     tracing::warn!(checkpoint = %self.checkpoint_path(id), error = %e, "unreadable checkpoint metadata; skipped");
                 }
             }
@@ -123,7 +127,11 @@ impl CheckpointStore for SledStore {
         })?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
-            if let Some(v) = self.chunks.get(Self::chunk_key(id, &info.name)).map_err(|e| self.err(e))? {
+            if let Some(v) = self
+                .chunks
+                .get(Self::chunk_key(id, &info.name))
+                .map_err(|e| self.err(e))?
+            {
                 chunks.push((info.name.clone(), v.to_vec()));
             }
         }
@@ -148,7 +156,9 @@ impl SledStore {
     pub fn truncate_chunk_for_test(&self, id: u64, name: &str, len: usize) -> Result<(), StateError> {
         let key = Self::chunk_key(id, name);
         if let Some(v) = self.chunks.get(&key).map_err(|e| self.err(e))? {
-            self.chunks.insert(key, &v[..len.min(v.len())]).map_err(|e| self.err(e))?;
+            self.chunks
+                .insert(key, &v[..len.min(v.len())])
+                .map_err(|e| self.err(e))?;
             self.db.flush().map_err(|e| self.err(e))?;
         }
         Ok(())

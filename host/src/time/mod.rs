@@ -85,9 +85,7 @@ impl Watermarks {
         if partition >= self.partitions.len() {
             self.add_partition(partition, wall_ms);
         }
-        let candidate = event_ms
-            .saturating_sub(self.out_of_orderness_ms)
-            .saturating_sub(1);
+        let candidate = event_ms.saturating_sub(self.out_of_orderness_ms).saturating_sub(1);
         let clock = &mut self.partitions[partition];
         clock.last_active_ms = wall_ms;
         let was_idle = std::mem::replace(&mut clock.idle, false);
@@ -131,12 +129,7 @@ impl Watermarks {
     }
 
     fn recompute(&mut self) -> i64 {
-        let min_active = self
-            .partitions
-            .iter()
-            .filter(|p| !p.idle)
-            .map(|p| p.watermark)
-            .min();
+        let min_active = self.partitions.iter().filter(|p| !p.idle).map(|p| p.watermark).min();
         // All idle: nothing holds the watermark back, but nothing advances it
         // either (Flink does the same): keep the current one.
         if let Some(wm) = min_active {

@@ -36,23 +36,24 @@ fn run(op: &mut dyn WindowOperator, evs: &[(KeyId, i64)], bound: i64) -> (Output
     let mut wm = i64::MIN;
     let mut max_t = i64::MIN;
     let mut fired = Fired::default();
-    let mut collect = |op: &mut dyn WindowOperator, wm: i64, contents: &mut HashMap<SlotId, Vec<usize>>, out: &mut Output| {
-        fired.clear();
-        op.advance(wm, &mut fired);
-        for w in &fired.windows {
-            let mut evs: Vec<usize> = fired
-                .slots_of(w)
-                .iter()
-                .flat_map(|s| contents.get(s).cloned().unwrap_or_default())
-                .collect();
-            evs.sort();
-            out.push((w.key, w.start, w.end, evs));
-        }
-        for s in &fired.released {
-            contents.remove(s);
-        }
-        op.release(&fired.released);
-    };
+    let mut collect =
+        |op: &mut dyn WindowOperator, wm: i64, contents: &mut HashMap<SlotId, Vec<usize>>, out: &mut Output| {
+            fired.clear();
+            op.advance(wm, &mut fired);
+            for w in &fired.windows {
+                let mut evs: Vec<usize> = fired
+                    .slots_of(w)
+                    .iter()
+                    .flat_map(|s| contents.get(s).cloned().unwrap_or_default())
+                    .collect();
+                evs.sort();
+                out.push((w.key, w.start, w.end, evs));
+            }
+            for s in &fired.released {
+                contents.remove(s);
+            }
+            op.release(&fired.released);
+        };
     for (i, &(k, t)) in evs.iter().enumerate() {
         match op.assign(k, t, wm) {
             Assign::Slot(s) => contents.entry(s).or_default().push(i),

@@ -21,6 +21,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use smallvec::SmallVec;
+
 use super::{Assign, Fired, KeyId, SlotAllocator, SlotId, WindowOperator};
 
 #[derive(Debug, Clone)]
@@ -30,14 +32,15 @@ struct Session {
     /// The firing time of this session's heap entry (<= end - 1).
     entry: i64,
     /// The states of the sessions merged into this one, oldest first.
-    slots: Vec<SlotId>,
+    slots: SmallVec<[SlotId; 2]>,
 }
 
 #[derive(Debug)]
 pub struct Sessions {
     gap: i64,
-    /// Open sessions per key, sorted by start, pairwise not touching.
-    keys: Vec<Vec<Session>>,
+    /// Open sessions per key, sorted by start, pairwise not touching;
+    /// almost always one, kept inline (one cache miss per event).
+    keys: Vec<SmallVec<[Session; 1]>>,
     heap: BinaryHeap<Reverse<(i64, KeyId)>>,
     slots: SlotAllocator,
 }
@@ -53,10 +56,10 @@ impl Sessions {
         }
     }
 
-    fn key_sessions(&mut self, key: KeyId) -> &mut Vec<Session> {
+    fn key_sessions(&mut self, key: KeyId) -> &mut SmallVec<[Session; 1]> {
         let k = key as usize;
         if k >= self.keys.len() {
-            self.keys.resize_with(k + 1, Vec::new);
+            self.keys.resize_with(k + 1, SmallVec::new);
         }
         &mut self.keys[k]
     }
@@ -85,7 +88,7 @@ impl WindowOperator for Sessions {
                     start,
                     end,
                     entry: end - 1,
-                    slots: vec![slot],
+                    slots: smallvec::smallvec![slot],
                 },
             );
             self.heap.push(Reverse((end - 1, key)));
@@ -98,7 +101,7 @@ impl WindowOperator for Sessions {
             return Assign::Slot(s.slots[0]);
         }
         // The new window bridges several sessions: fold them into the first.
-        let mut merged: Vec<Session> = sessions.drain(first + 1..last).collect();
+        let mut merged: SmallVec<[Session; 2]> = sessions.drain(first + 1..last).collect();
         let s = &mut sessions[first];
         s.start = s.start.min(start);
         for m in merged.drain(..) {
@@ -153,7 +156,7 @@ impl WindowOperator for Sessions {
     }
 
     fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, _watermark: i64) -> Vec<SlotId> {
-        let slots: Vec<SlotId> = (0..states.max(1)).map(|_| self.slots.allocate()).collect();
+        let slots: SmallVec<[SlotId; 2]> = (0..states.max(1)).map(|_| self.slots.allocate()).collect();
         let sessions = self.key_sessions(key);
         let at = sessions.partition_point(|s| s.start < start);
         sessions.insert(
@@ -166,7 +169,7 @@ impl WindowOperator for Sessions {
             },
         );
         self.heap.push(Reverse((end - 1, key)));
-        slots
+        slots.to_vec()
     }
 
     fn slots(&self) -> &SlotAllocator {

@@ -51,19 +51,39 @@ fn semantics_golden_file() {
     let dead: Vec<serde_json::Value> = dead.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let lines: Vec<u64> = dead.iter().map(|d| d["position"].as_u64().unwrap()).collect();
     assert_eq!(lines, (14..=32).collect::<Vec<u64>>(), "dead-lettered line numbers");
-    let reason = |line: u64| dead.iter().find(|d| d["position"] == line).unwrap()["reason"].as_str().unwrap().to_string();
+    let reason = |line: u64| {
+        dead.iter().find(|d| d["position"] == line).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     let reasons: Vec<String> = (14..=32).map(reason).collect();
     // Each class gets its own, stable reason.
     for (line, r) in (14..=32).zip(&reasons) {
         assert!(!r.is_empty(), "line {line} has no reason");
     }
-    assert!(reasons[4].contains("user_id"), "line 18 (missing user_id): {}", reasons[4]);
+    assert!(
+        reasons[4].contains("user_id"),
+        "line 18 (missing user_id): {}",
+        reasons[4]
+    );
     assert!(reasons[5].contains("price"), "line 19 (missing price): {}", reasons[5]);
-    assert!(reasons[6].contains("event_time"), "line 20 (missing event_time): {}", reasons[6]);
-    assert!(reasons[7].contains("event_type"), "line 21 (missing event_type): {}", reasons[7]);
+    assert!(
+        reasons[6].contains("event_time"),
+        "line 20 (missing event_time): {}",
+        reasons[6]
+    );
+    assert!(
+        reasons[7].contains("event_type"),
+        "line 21 (missing event_type): {}",
+        reasons[7]
+    );
     assert!(reasons[16].contains("future"), "line 30 (year 2099): {}", reasons[16]);
     assert!(reasons[18].contains("utf"), "line 32 (invalid UTF-8): {}", reasons[18]);
-    assert_eq!(reasons[13], reasons[14], "an impossible date and a space for T are both bad times");
+    assert_eq!(
+        reasons[13], reasons[14],
+        "an impossible date and a space for T are both bad times"
+    );
 
     // Line 9 (00:55, 65 min behind the newest event) is late for both views.
     let late: Vec<serde_json::Value> = late.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -107,7 +127,11 @@ fn flink_edge_cases_match_flink() {
     let expected = std::fs::read_to_string(golden("flink_edge_cases.flink.jsonl")).unwrap();
     let diff = diff_jsonl(&expected, &out);
     assert!(diff.is_empty(), "differs from Flink:\n{diff}");
-    assert_eq!(dead.lines().count(), 12, "Flink drops 15 lines; we accept 3 of them:\n{dead}");
+    assert_eq!(
+        dead.lines().count(),
+        12,
+        "Flink drops 15 lines; we accept 3 of them:\n{dead}"
+    );
 }
 
 #[test]
@@ -115,7 +139,11 @@ fn plugin_test_with_expect_passes_and_fails_with_a_diff() {
     let wasm = crate::guest("session-stats");
     let dir = tempfile::tempdir().unwrap();
     let expected = std::fs::read_to_string(golden("semantics.expected.jsonl")).unwrap();
-    let sessions: String = expected.lines().filter(|l| l.contains("session_features")).map(|l| format!("{l}\n")).collect();
+    let sessions: String = expected
+        .lines()
+        .filter(|l| l.contains("session_features"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let good = dir.path().join("good.jsonl");
     std::fs::write(&good, &sessions).unwrap();
     run_ok(
@@ -142,13 +170,23 @@ fn plugin_test_with_expect_passes_and_fails_with_a_diff() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("- {") && stderr.contains("\"event_count\":5"), "{stderr}");
-    assert!(stderr.contains("+ {") && stderr.contains("\"event_count\":4"), "{stderr}");
+    assert!(
+        stderr.contains("- {") && stderr.contains("\"event_count\":5"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("+ {") && stderr.contains("\"event_count\":4"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn plugin_inspect_prints_the_declaration() {
-    let (out, _) = run_ok(featherflow().args(["plugin", "inspect"]).arg(crate::guest("user-activity")));
+    let (out, _) = run_ok(
+        featherflow()
+            .args(["plugin", "inspect"])
+            .arg(crate::guest("user-activity")),
+    );
     assert!(out.contains("user_features"), "{out}");
     assert!(out.contains("sliding 1h every 10m"), "{out}");
     assert!(out.contains("avg_viewed_price_1h"), "{out}");

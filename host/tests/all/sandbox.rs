@@ -77,7 +77,14 @@ fn run_beside(bad: &str, lines: &[String]) -> (Engine, Vec<FeatureRecord>, Strin
     engine.add_view(bad).unwrap();
     for (i, l) in lines.iter().enumerate() {
         engine
-            .process_record(Position { partition: 0, offset: i as u64 + 1 }, l.as_bytes(), 0)
+            .process_record(
+                Position {
+                    partition: 0,
+                    offset: i as u64 + 1,
+                },
+                l.as_bytes(),
+                0,
+            )
             .unwrap();
     }
     engine.finish().unwrap();

@@ -30,9 +30,7 @@ impl Feature for UserActivityV3 {
     fn declare() -> Declaration {
         counts::declaration()
             .version("3.0.0")
-            .description(
-                "test guest: user_features with state version 2 (adds a count of other events)",
-            )
+            .description("test guest: user_features with state version 2 (adds a count of other events)")
             .state_version(2)
     }
 

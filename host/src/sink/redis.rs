@@ -1,0 +1,223 @@
+//! The Redis sink: the online feature store (SEMANTICS.md "Redis layout").
+//!
+//! The engine thread hands batches of records to a writer thread through a
+//! bounded queue; when Redis is slow or gone the queue fills and the engine
+//! blocks — backpressure instead of dropping or buffering without bound.
+//! The writer pipelines each batch as one `MULTI`/`EXEC` of `HSET` + `EXPIRE`
+//! per key, so no reader ever sees a key without its TTL, and retries a
+//! failed batch with backoff until Redis takes it (writes are deterministic
+//! upserts, so a retried batch that had in fact been applied changes
+//! nothing).
+//!
+//! [`RedisSink::barrier`] is how checkpoints keep their promise: it
+//! completes once every record handed over before it is acknowledged by
+//! Redis.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use super::{FeatureRecord, Sink, SinkError};
+
+/// Counters of the Redis writer, shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct RedisStats {
+    pub keys_written: AtomicU64,
+    pub batches: AtomicU64,
+    pub retries: AtomicU64,
+    pub write_nanos: AtomicU64,
+    pub connected: AtomicBool,
+    /// Batches handed over and not yet acknowledged.
+    pub queued: AtomicU64,
+    /// Write latency histogram: counts of batches at or under each bound.
+    pub latency_buckets: [AtomicU64; LATENCY_BOUNDS_MS.len()],
+}
+
+/// Upper bounds (ms) of the write-latency histogram buckets.
+pub const LATENCY_BOUNDS_MS: [f64; 8] = [1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 1000.0, f64::INFINITY];
+
+enum Msg {
+    Records(Vec<FeatureRecord>),
+    Barrier(mpsc::Sender<()>),
+}
+
+pub struct RedisSink {
+    url: String,
+    tx: SyncSender<Msg>,
+    pub stats: Arc<RedisStats>,
+}
+
+impl RedisSink {
+    /// Start the writer for `url`. The URL is checked now; the connection
+    /// is made (and remade) by the writer.
+    pub fn start(url: &str, batch: usize) -> Result<Self, SinkError> {
+        let client = redis::Client::open(url).map_err(|e| SinkError::Store {
+            sink: redact(url),
+            reason: format!("invalid redis.url: {e}"),
+            retryable: false,
+        })?;
+        // 64 batches of up to engine.batch-size records: bounded memory.
+        let (tx, rx) = sync_channel(64);
+        let stats = Arc::new(RedisStats::default());
+        let writer_stats = stats.clone();
+        let name = redact(url);
+        std::thread::Builder::new()
+            .name("redis-writer".into())
+            .spawn(move || writer(client, rx, batch.max(1), writer_stats, name))
+            .map_err(|e| SinkError::Store {
+                sink: redact(url),
+                reason: format!("cannot start the writer thread: {e}"),
+                retryable: false,
+            })?;
+        Ok(Self {
+            url: redact(url),
+            tx,
+            stats,
+        })
+    }
+
+    /// Completes once everything written before is acknowledged by Redis.
+    pub fn barrier(&self) -> Receiver<()> {
+        let (tx, rx) = mpsc::channel();
+        if self.tx.send(Msg::Barrier(tx)).is_err() {
+            tracing::error!(redis = %self.url, "the Redis writer is gone");
+        }
+        rx
+    }
+}
+
+impl Sink for RedisSink {
+    fn write(&mut self, records: &[FeatureRecord]) -> Result<(), SinkError> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Msg::Records(records.to_vec()))
+            .map_err(|_| SinkError::Store {
+                sink: self.url.clone(),
+                reason: "the writer thread stopped".into(),
+                retryable: false,
+            })
+    }
+}
+
+/// The URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
+    let mut conn: Option<redis::Connection> = None;
+    for msg in rx {
+        match msg {
+            Msg::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Msg::Records(records) => {
+                for chunk in records.chunks(batch) {
+                    write_with_retry(&client, &mut conn, chunk, &stats, &name);
+                }
+                stats.queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn write_with_retry(
+    client: &redis::Client,
+    conn: &mut Option<redis::Connection>,
+    records: &[FeatureRecord],
+    stats: &RedisStats,
+    name: &str,
+) {
+    let mut backoff = Duration::from_millis(50);
+    let mut failures = 0u32;
+    loop {
+        if conn.is_none() {
+            match connect(client) {
+                Ok(c) => {
+                    if failures > 0 {
+                        tracing::info!(redis = %name, "Redis is back; resuming writes");
+                    }
+                    *conn = Some(c);
+                    stats.connected.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.connected.store(false, Ordering::Relaxed);
+                    failures += 1;
+                    stats.retries.fetch_add(1, Ordering::Relaxed);
+                    if failures == 1 || failures.is_multiple_of(20) {
+                        tracing::warn!(redis = %name, error = %e, failures, "Redis unreachable; holding the stream and retrying");
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+        }
+        let started = Instant::now();
+        let c = conn.as_mut().expect("connected above");
+        match write_batch(c, records) {
+            Ok(()) => {
+                let took = started.elapsed();
+                stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+                stats.keys_written.fetch_add(records.len() as u64, Ordering::Relaxed);
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                let ms = took.as_secs_f64() * 1000.0;
+                let b = LATENCY_BOUNDS_MS
+                    .iter()
+                    .position(|&u| ms <= u)
+                    .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
+                stats.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                stats.connected.store(false, Ordering::Relaxed);
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(redis = %name, error = %e, failures, keys = records.len(), "Redis write failed; retrying the batch");
+                }
+                *conn = None;
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let c = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    // A stopped (not closed) server must not hang the writer forever.
+    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+    c.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(c)
+}
+
+/// One `MULTI` … `EXEC`: `HSET key f v …` and `EXPIRE key ttl` per record.
+fn write_batch(conn: &mut redis::Connection, records: &[FeatureRecord]) -> redis::RedisResult<()> {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for r in records {
+        let cmd = pipe.cmd("HSET").arg(&r.key);
+        for (f, v) in r.fields.iter().zip(&r.values) {
+            cmd.arg(&f.name).arg(v.to_redis_string());
+        }
+        cmd.ignore();
+        if r.ttl_seconds > 0 {
+            pipe.cmd("EXPIRE").arg(&r.key).arg(r.ttl_seconds).ignore();
+        }
+    }
+    pipe.query::<()>(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("redis://:secret@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(super::redact("redis://h:6379/0"), "redis://h:6379/0");
+    }
+}
