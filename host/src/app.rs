@@ -46,6 +46,80 @@ pub enum Command {
     Gen(GenArgs),
     /// Benchmark: generate a log and replay it through the plugins into a counting sink.
     Bench(BenchArgs),
+    /// Run the job: consume Kafka, write features to Redis, checkpoint, recover.
+    Run(RunArgs),
+    /// Send events to Kafka, keyed by user_id: generated, or from a file.
+    Produce(ProduceArgs),
+    /// Inspect checkpoints.
+    #[command(subcommand)]
+    Checkpoints(CheckpointsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Restore this checkpoint (an id, or a path ending in chk-ID) instead of the latest.
+    #[arg(long)]
+    pub from_checkpoint: Option<String>,
+    /// Read the topic up to its end offsets at start, fire every window, stop.
+    #[arg(long)]
+    pub bounded: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value = "ecommerce-events")]
+    pub topic: String,
+    /// Send the lines of this file instead of generating events.
+    #[arg(long)]
+    pub from_file: Option<String>,
+    /// Events to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: u64,
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u64,
+    /// Events per second of wall time (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Events per second of event time.
+    #[arg(long, default_value_t = 500)]
+    pub event_rate: u64,
+    #[arg(long, default_value_t = 5.0)]
+    pub disorder_seconds: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// One message per produce batch (exact high watermarks on tansu; slow).
+    #[arg(long)]
+    pub exact: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointsCommand {
+    /// Complete checkpoints, oldest first.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Checkpoint directory (checkpoint.dir).
+        #[arg(long)]
+        dir: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One checkpoint in detail (verifies its chunks).
+    Show {
+        /// An id, or a path ending in chk-ID.
+        id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        dir: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +155,9 @@ pub struct ReplayArgs {
     /// Where fired windows go (`-` = stdout).
     #[arg(long, default_value = "-")]
     pub out: String,
+    /// Write to Redis at this URL instead of JSON lines.
+    #[arg(long)]
+    pub redis: Option<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -170,6 +247,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => crate::bench::run(args),
+        Command::Run(args) => run_command(args),
+        Command::Produce(args) => {
+            crate::produce::produce(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoints(c) => checkpoints_command(c),
     }
 }
 
@@ -300,9 +383,20 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let sink = JsonlSink::create(&args.out, args.common.format)?;
     let started = Instant::now();
-    let engine = replay_file(&config, &plugins, &args.events, Box::new(sink))?;
+    let engine = match &args.redis {
+        Some(url) => {
+            let redis = crate::sink::RedisSink::start(url, config.redis.batch)?;
+            let engine = replay_file(&config, &plugins, &args.events, Box::new(redis.clone()))?;
+            // Done only when Redis has everything.
+            let _ = redis.barrier().recv();
+            engine
+        }
+        None => {
+            let sink = JsonlSink::create(&args.out, args.common.format)?;
+            replay_file(&config, &plugins, &args.events, Box::new(sink))?
+        }
+    };
     print_summary(&engine, started.elapsed());
     Ok(ExitCode::SUCCESS)
 }
@@ -440,5 +534,110 @@ pub struct SharedCounting(pub Arc<std::sync::Mutex<CountingSink>>);
 impl Sink for SharedCounting {
     fn write(&mut self, records: &[crate::sink::FeatureRecord]) -> Result<(), crate::sink::SinkError> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).write(records)
+    }
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    spawn_signal_listener(shutdown.clone())?;
+    let opts = crate::job::JobOptions {
+        bounded: args.bounded,
+        from_checkpoint: args.from_checkpoint,
+    };
+    let summary = crate::job::run_job(&config, opts, shutdown)?;
+    tracing::info!(events = summary.events, checkpoints = summary.checkpoints, last = ?summary.last_checkpoint, max_pause_ms = summary.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = summary.max_checkpoint.as_millis() as u64, "job stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT/SIGTERM set `flag`; the job loop notices, takes a final
+/// checkpoint and returns. (The loop itself installs no handler.)
+fn spawn_signal_listener(flag: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        rt.block_on(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            }
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    })?;
+    Ok(())
+}
+
+fn checkpoint_store(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<crate::state::SledStore> {
+    let dir = match dir {
+        Some(d) => d,
+        None => Config::load(config)?.checkpoint.dir,
+    };
+    Ok(crate::state::SledStore::open(&dir)?)
+}
+
+fn format_ms(ms: i64) -> String {
+    match ms {
+        i64::MIN => "none".into(),
+        i64::MAX => "end of input".into(),
+        ms => humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)).to_string(),
+    }
+}
+
+fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
+    use crate::state::CheckpointStore;
+    match c {
+        CheckpointsCommand::List { config, dir, json } => {
+            let store = checkpoint_store(config.as_deref(), dir)?;
+            let all = store.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets", "id", "taken", "size", "states", "watermark");
+            for m in &all {
+                println!(
+                    "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  {} / {}",
+                    m.id,
+                    format_ms(m.created_ms),
+                    m.size_bytes,
+                    m.open_states,
+                    format_ms(m.watermark),
+                    m.plugins.iter().map(|p| format!("{}@{}", p.view, p.version)).collect::<Vec<_>>().join(","),
+                    m.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(",")
+                );
+            }
+            if all.is_empty() {
+                println!("(no complete checkpoint in {})", store.path());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointsCommand::Show { id, config, dir } => {
+            let store = checkpoint_store(config.as_deref(), dir)?;
+            let n = crate::state::parse_checkpoint_ref(&id).with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
+            let (meta, _) = store.read(n)?;
+            println!("checkpoint:  {}", store.checkpoint_path(meta.id));
+            println!("taken:       {}", format_ms(meta.created_ms));
+            println!("format:      {}", meta.format);
+            println!("topic:       {}", meta.topic);
+            println!("watermark:   {} ({})", meta.watermark, format_ms(meta.watermark));
+            for (p, wm) in &meta.partition_watermarks {
+                println!("  partition {p} watermark {}", format_ms(*wm));
+            }
+            println!("offsets:     {}", meta.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(", "));
+            println!("size:        {} bytes in {} chunks (verified)", meta.size_bytes, meta.chunks.len());
+            println!("states:      {} open window parts", meta.open_states);
+            println!("took:        {} ms", meta.duration_ms);
+            println!("plugins:");
+            for p in &meta.plugins {
+                println!("  {} {} state v{} {} sha256 {}", p.view, p.version, p.state_version, p.window, p.hash);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -98,6 +98,17 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<u64> {
         Box::new(std::fs::File::create(&args.out).with_context(|| format!("--out {}", args.out))?)
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let n = generate_lines(args, |line| {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(n)
+}
+
+/// Generate the log line by line into `emit`.
+pub fn generate_lines(args: &GenArgs, mut emit: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<u64> {
     let mut rng = Rng::new(args.seed);
     // A fixed catalog of 10,000 product prices.
     let catalog: Vec<f64> = (0..10_000).map(|_| (rng.below(49_900) + 100) as f64 / 100.0).collect();
@@ -148,17 +159,14 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<u64> {
                 break;
             }
             let Reverse((_, _, l)) = pending.pop().expect("peeked");
-            out.write_all(l.as_bytes())?;
-            out.write_all(b"\n")?;
+            emit(&l)?;
             written += 1;
         }
     }
     while let Some(Reverse((_, _, l))) = pending.pop() {
-        out.write_all(l.as_bytes())?;
-        out.write_all(b"\n")?;
+        emit(&l)?;
         written += 1;
     }
-    out.flush()?;
     Ok(written)
 }
 

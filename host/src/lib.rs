@@ -18,6 +18,7 @@
 //! - [`state`]: checkpoints (sled, and an in-memory twin).
 //! - [`sink`]: where fired windows go (JSON lines, counting, Redis).
 //! - [`config`]: one validated configuration tree.
+//! - [`job`]: `featherflow run`: Kafka in, Redis out, checkpoints, recovery.
 //! - [`app`]: the wiring of the commands; the only place that knows every stage.
 //! - [`bench`]: the deterministic event generator and the replay benchmark.
 //! - [`testing`]: comparing JSON-lines outputs (golden tests, `plugin test`).
@@ -27,7 +28,9 @@ pub mod bench;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod job;
 pub mod plugin;
+pub mod produce;
 pub mod sink;
 pub mod source;
 pub mod state;

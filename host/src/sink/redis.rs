@@ -42,6 +42,8 @@ enum Msg {
     Barrier(mpsc::Sender<()>),
 }
 
+/// Cheap to clone: clones share the writer (the job keeps one for barriers).
+#[derive(Clone)]
 pub struct RedisSink {
     url: String,
     tx: SyncSender<Msg>,

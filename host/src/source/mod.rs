@@ -6,3 +6,4 @@
 //! the same way.
 
 pub mod file;
+pub mod kafka;

@@ -1,0 +1,307 @@
+//! `featherflow run`: Kafka in, Redis out, exactly once.
+//!
+//! One thread runs the loop: poll Kafka, feed the engine, and every
+//! `checkpoint.interval` take a checkpoint:
+//!
+//! 1. `Engine::snapshot` applies pending batches and finishes fired windows
+//!    (their records go to the Redis writer), then encodes every open state.
+//!    This is the only pause of the event loop.
+//! 2. A barrier is sent after those records; a background thread waits
+//!    until Redis has acknowledged everything before it, then writes the
+//!    checkpoint (offsets, watermarks, states, plugins) atomically and prunes
+//!    old ones. So a checkpoint never completes while an output fired before
+//!    it is unacknowledged.
+//! 3. When it is durable, the offsets are committed to Kafka (a courtesy).
+//!
+//! On restart the job restores the newest complete checkpoint (or the one
+//! asked for), seeks to its offsets and replays: every write is a
+//! deterministic upsert, so Redis ends exactly as after an uninterrupted run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::Message;
+
+use crate::app::{engine_config, limits, load_plugin_dir, now_ms};
+use crate::config::Config;
+use crate::engine::{Engine, EngineSnapshot, Position, ViewSnapshot};
+use crate::plugin::PluginEngine;
+use crate::sink::{RecordLog, RedisSink};
+use crate::source::kafka::{KafkaSource, StartAt};
+use crate::state::{CheckpointMeta, CheckpointStore, FORMAT_VERSION, SledStore, StateError, parse_checkpoint_ref};
+
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// Read up to the end offsets found at start, fire everything, stop
+    /// (Flink's bounded Kafka source). For tests and backfills.
+    pub bounded: bool,
+    /// `ID` or `.../chk-ID`; overrides `restore.path`.
+    pub from_checkpoint: Option<String>,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Default)]
+pub struct JobSummary {
+    pub events: u64,
+    pub checkpoints: u64,
+    pub last_checkpoint: Option<u64>,
+    pub max_pause: Duration,
+    pub max_checkpoint: Duration,
+}
+
+/// Read a checkpoint into an engine snapshot plus its metadata.
+pub fn load_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<(CheckpointMeta, EngineSnapshot), StateError> {
+    let (meta, chunks) = store.read(id)?;
+    let views = meta
+        .plugins
+        .iter()
+        .map(|p| {
+            let prefix = format!("view/{}/", p.view);
+            ViewSnapshot {
+                plugin: p.clone(),
+                chunks: chunks
+                    .iter()
+                    .filter(|(n, _)| n.starts_with(&prefix))
+                    .map(|(_, b)| b.clone())
+                    .collect(),
+                parts: 0,
+            }
+        })
+        .collect();
+    let snap = EngineSnapshot {
+        watermark: meta.watermark,
+        partition_watermarks: meta.partition_watermarks.clone(),
+        views,
+    };
+    Ok((meta, snap))
+}
+
+fn chunks_of(snap: EngineSnapshot) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for v in snap.views {
+        for (i, c) in v.chunks.into_iter().enumerate() {
+            out.push((format!("view/{}/{i:05}", v.plugin.view), c));
+        }
+    }
+    out
+}
+
+pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result<JobSummary> {
+    let store: Arc<dyn CheckpointStore> = Arc::new(SledStore::open(&config.checkpoint.dir)?);
+    let plugin_engine = PluginEngine::new()?;
+    let plugins = load_plugin_dir(&plugin_engine, std::path::Path::new(&config.plugins.dir), limits(config))?;
+    if plugins.is_empty() {
+        bail!("no plugin could be loaded from {} (build them with `make build`)", config.plugins.dir);
+    }
+    let redis = RedisSink::start(&config.redis.url, config.redis.batch)?;
+    let mut ecfg = engine_config(config);
+    ecfg.idle_timeout_ms = Some(config.time.idle_timeout.as_millis() as i64);
+    let mut engine = Engine::new(ecfg, Box::new(redis.clone()));
+    engine.set_source(&config.kafka.topic);
+    engine.set_dead_letter(open_log(&config.output.dead_letter)?);
+    engine.set_late_log(open_log(&config.output.late)?);
+    for p in &plugins {
+        engine.add_view(p.clone())?;
+    }
+
+    // Restore: the checkpoint asked for, else the newest complete one.
+    let wanted = opts.from_checkpoint.clone().or_else(|| Some(config.restore.path.clone()).filter(|s| !s.is_empty()));
+    let restored: Option<CheckpointMeta> = match wanted {
+        Some(r) => {
+            let id = parse_checkpoint_ref(&r).with_context(|| format!("--from-checkpoint {r:?}: expected an id or a path ending in chk-ID"))?;
+            let (meta, snap) = load_checkpoint(store.as_ref(), id)?;
+            engine.restore(&snap, now_ms()).with_context(|| format!("restoring {}", store.checkpoint_path(id)))?;
+            Some(meta)
+        }
+        None => match store.list()?.last() {
+            Some(latest) => {
+                let (meta, snap) = load_checkpoint(store.as_ref(), latest.id)?;
+                engine
+                    .restore(&snap, now_ms())
+                    .with_context(|| format!("restoring {}", store.checkpoint_path(latest.id)))?;
+                Some(meta)
+            }
+            None => None,
+        },
+    };
+
+    let stop = || shutdown.load(Ordering::Relaxed);
+    let source = KafkaSource::connect(&config.kafka, &stop)?;
+    let mut start: BTreeMap<i32, StartAt> = BTreeMap::new();
+    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    match &restored {
+        Some(meta) => {
+            tracing::info!(checkpoint = %store.checkpoint_path(meta.id), watermark = meta.watermark, offsets = ?meta.offsets, "restored; resuming from the checkpoint's offsets");
+            for &(p, o) in &meta.offsets {
+                start.insert(p as i32, StartAt::Offset(o));
+                next_offsets.insert(p as i32, o);
+            }
+        }
+        None => {
+            let committed = source.committed();
+            tracing::info!(committed = ?committed, "no checkpoint; starting from the group's committed offsets, else the earliest");
+            for (p, o) in committed {
+                start.insert(p, StartAt::Offset(o));
+                next_offsets.insert(p, o);
+            }
+        }
+    }
+    source.assign(&start)?;
+    let wall = now_ms();
+    for &p in &source.partitions {
+        engine.add_partition(p as u32, wall);
+    }
+    let end_offsets = if opts.bounded { Some(source.end_offsets()?) } else { None };
+    if let Some(end) = &end_offsets {
+        tracing::info!(end = ?end, "bounded run: reading up to these offsets");
+    }
+
+    let mut summary = JobSummary::default();
+    let mut next_id = store.list()?.last().map_or(1, |m| m.id + 1);
+    let mut last_checkpoint = Instant::now();
+    let mut in_flight: Option<JoinHandle<Result<CheckpointMeta, StateError>>> = None;
+    let mut last_idle_check = Instant::now();
+    let mut poll_errors = 0u64;
+    let mut last_message = Instant::now();
+    let interval = config.checkpoint.interval;
+    let retain = config.checkpoint.retain;
+
+    let take_checkpoint = |engine: &mut Engine, next_offsets: &BTreeMap<i32, i64>, id: u64, summary: &mut JobSummary| -> anyhow::Result<JoinHandle<Result<CheckpointMeta, StateError>>> {
+        let started = Instant::now();
+        let snap = engine.snapshot()?;
+        let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
+        let barrier = redis.barrier();
+        let pause = started.elapsed();
+        summary.max_pause = summary.max_pause.max(pause);
+        let mut meta = CheckpointMeta {
+            format: FORMAT_VERSION,
+            id,
+            created_ms: now_ms(),
+            topic: config.kafka.topic.clone(),
+            offsets: next_offsets.iter().map(|(&p, &o)| (p as u32, o)).collect(),
+            watermark: snap.watermark,
+            partition_watermarks: snap.partition_watermarks.clone(),
+            plugins: snap.views.iter().map(|v| v.plugin.clone()).collect(),
+            chunks: vec![],
+            size_bytes: 0,
+            open_states,
+            duration_ms: 0,
+        };
+        let chunks = chunks_of(snap);
+        let store = store.clone();
+        Ok(std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+            // Everything fired before the snapshot must be in Redis first.
+            let _ = barrier.recv();
+            store.write(&mut meta, chunks)?;
+            meta.duration_ms = started.elapsed().as_millis() as u64;
+            store.retain(retain)?;
+            tracing::info!(checkpoint = %store.checkpoint_path(meta.id), size = meta.size_bytes, open_states = meta.open_states, pause_ms = pause.as_secs_f64() * 1000.0, duration_ms = meta.duration_ms, "checkpoint complete");
+            Ok(meta)
+        })?)
+    };
+
+    loop {
+        if stop() {
+            tracing::info!("stopping: taking a final checkpoint");
+            break;
+        }
+        // Bounded: done when every partition is read to its end offset and
+        // the topic has been quiet for a moment (some brokers, tansu among
+        // them, report the high watermark of a batched produce short).
+        if let Some(end) = &end_offsets {
+            if last_message.elapsed() >= Duration::from_millis(500)
+                && end.iter().all(|(p, &e)| next_offsets.get(p).copied().unwrap_or(0) >= e)
+            {
+                tracing::info!("bounded run: all partitions read to their end offsets");
+                engine.finish()?;
+                let _ = redis.barrier().recv();
+                if let Some(h) = in_flight.take() {
+                    finish_checkpoint(h, &source, &mut summary)?;
+                }
+                return Ok(summary);
+            }
+        }
+        match source.poll(Duration::from_millis(50)) {
+            Some(Ok(m)) => {
+                let (p, o) = (m.partition(), m.offset());
+                let payload = m.payload().unwrap_or(b"");
+                engine.process_record(
+                    Position {
+                        partition: p as u32,
+                        offset: o as u64,
+                    },
+                    payload,
+                    now_ms(),
+                )?;
+                next_offsets.insert(p, o + 1);
+                summary.events += 1;
+                last_message = Instant::now();
+                if poll_errors > 0 {
+                    tracing::info!(errors = poll_errors, "Kafka is back");
+                    poll_errors = 0;
+                }
+            }
+            Some(Err(e)) => {
+                poll_errors += 1;
+                if poll_errors == 1 || poll_errors.is_multiple_of(100) {
+                    tracing::warn!(error = %e, errors = poll_errors, "Kafka poll failed; retrying");
+                }
+            }
+            None => {
+                // Quiet: hand over what has fired, let idle partitions go.
+                engine.flush()?;
+            }
+        }
+        if last_idle_check.elapsed() >= Duration::from_millis(200) {
+            let now = now_ms();
+            engine.set_now(now);
+            engine.check_idle(now)?;
+            last_idle_check = Instant::now();
+        }
+        if let Some(h) = in_flight.take_if(|h| h.is_finished()) {
+            finish_checkpoint(h, &source, &mut summary)?;
+        }
+        if in_flight.is_none() && last_checkpoint.elapsed() >= interval {
+            in_flight = Some(take_checkpoint(&mut engine, &next_offsets, next_id, &mut summary)?);
+            next_id += 1;
+            last_checkpoint = Instant::now();
+        }
+    }
+    if let Some(h) = in_flight.take() {
+        finish_checkpoint(h, &source, &mut summary)?;
+    }
+    let h = take_checkpoint(&mut engine, &next_offsets, next_id, &mut summary)?;
+    finish_checkpoint(h, &source, &mut summary)?;
+    Ok(summary)
+}
+
+fn finish_checkpoint(h: JoinHandle<Result<CheckpointMeta, StateError>>, source: &KafkaSource, summary: &mut JobSummary) -> anyhow::Result<()> {
+    match h.join() {
+        Ok(Ok(meta)) => {
+            source.commit(&meta.offsets);
+            summary.checkpoints += 1;
+            summary.last_checkpoint = Some(meta.id);
+            summary.max_checkpoint = summary.max_checkpoint.max(Duration::from_millis(meta.duration_ms));
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            // The next checkpoint tries again; nothing is lost, replay from
+            // the previous one just gets longer.
+            tracing::error!(error = %e, "checkpoint failed");
+            Ok(())
+        }
+        Err(_) => bail!("the checkpoint thread panicked"),
+    }
+}
+
+fn open_log(path: &str) -> anyhow::Result<RecordLog> {
+    if path.is_empty() {
+        Ok(RecordLog::disabled())
+    } else {
+        RecordLog::open(path).with_context(|| format!("cannot open {path}"))
+    }
+}
