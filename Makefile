@@ -9,9 +9,13 @@ WASM_DIR := target/$(WASM_TARGET)/wasm
 SEED_PLUGINS := user-activity session-stats
 TEST_GUESTS := loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity
 
-.PHONY: build engine plugins guests test lint bench clean-plugins
+.PHONY: build deps engine plugins guests test lint bench
 
-build: engine plugins
+# Rust target, redis-server, tansu (idempotent; see scripts/deps.sh).
+deps:
+	scripts/deps.sh
+
+build: deps engine plugins
 
 engine:
 	$(CARGO) build --release -p featherflow
@@ -31,7 +35,7 @@ lint:
 	$(CARGO) clippy -p featherflow --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS)) -- -D warnings
 
-test: guests lint
+test: deps guests lint
 	$(CARGO) test -p featherflow-sdk -p user-activity -p session-stats
 	$(CARGO) test -p featherflow --release
 

@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Read the topic up to its end offsets at start, fire every window, stop.
     #[arg(long)]
     pub bounded: bool,
+    /// Do not serve the dashboard and API (api.listen).
+    #[arg(long)]
+    pub no_api: bool,
 }
 
 #[derive(Debug, Args)]
@@ -544,6 +547,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     let opts = crate::job::JobOptions {
         bounded: args.bounded,
         from_checkpoint: args.from_checkpoint,
+        no_api: args.no_api,
     };
     let summary = crate::job::run_job(&config, opts, shutdown)?;
     tracing::info!(events = summary.events, checkpoints = summary.checkpoints, last = ?summary.last_checkpoint, max_pause_ms = summary.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = summary.max_checkpoint.as_millis() as u64, "job stopped");
@@ -585,7 +589,10 @@ fn format_ms(ms: i64) -> String {
     match ms {
         i64::MIN => "none".into(),
         i64::MAX => "end of input".into(),
-        ms => humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)).to_string(),
+        ms => {
+            humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+                .to_string()
+        }
     }
 }
 
@@ -599,7 +606,10 @@ fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets", "id", "taken", "size", "states", "watermark");
+            println!(
+                "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets",
+                "id", "taken", "size", "states", "watermark"
+            );
             for m in &all {
                 println!(
                     "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  {} / {}",
@@ -608,8 +618,16 @@ fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
                     m.size_bytes,
                     m.open_states,
                     format_ms(m.watermark),
-                    m.plugins.iter().map(|p| format!("{}@{}", p.view, p.version)).collect::<Vec<_>>().join(","),
-                    m.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(",")
+                    m.plugins
+                        .iter()
+                        .map(|p| format!("{}@{}", p.view, p.version))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    m.offsets
+                        .iter()
+                        .map(|(p, o)| format!("{p}:{o}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 );
             }
             if all.is_empty() {
@@ -619,7 +637,8 @@ fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
         }
         CheckpointsCommand::Show { id, config, dir } => {
             let store = checkpoint_store(config.as_deref(), dir)?;
-            let n = crate::state::parse_checkpoint_ref(&id).with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
+            let n = crate::state::parse_checkpoint_ref(&id)
+                .with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
             let (meta, _) = store.read(n)?;
             println!("checkpoint:  {}", store.checkpoint_path(meta.id));
             println!("taken:       {}", format_ms(meta.created_ms));
@@ -629,13 +648,27 @@ fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
             for (p, wm) in &meta.partition_watermarks {
                 println!("  partition {p} watermark {}", format_ms(*wm));
             }
-            println!("offsets:     {}", meta.offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect::<Vec<_>>().join(", "));
-            println!("size:        {} bytes in {} chunks (verified)", meta.size_bytes, meta.chunks.len());
+            println!(
+                "offsets:     {}",
+                meta.offsets
+                    .iter()
+                    .map(|(p, o)| format!("{p}:{o}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "size:        {} bytes in {} chunks (verified)",
+                meta.size_bytes,
+                meta.chunks.len()
+            );
             println!("states:      {} open window parts", meta.open_states);
             println!("took:        {} ms", meta.duration_ms);
             println!("plugins:");
             for p in &meta.plugins {
-                println!("  {} {} state v{} {} sha256 {}", p.view, p.version, p.state_version, p.window, p.hash);
+                println!(
+                    "  {} {} state v{} {} sha256 {}",
+                    p.view, p.version, p.state_version, p.window, p.hash
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

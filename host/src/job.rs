@@ -18,14 +18,15 @@
 //! deterministic upsert, so Redis ends exactly as after an uninterrupted run.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rdkafka::Message;
 
+use crate::api::{ApiState, PartitionStatus, Status, ViewStatus};
 use crate::app::{engine_config, limits, load_plugin_dir, now_ms};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSnapshot, Position, ViewSnapshot};
@@ -41,6 +42,8 @@ pub struct JobOptions {
     pub bounded: bool,
     /// `ID` or `.../chk-ID`; overrides `restore.path`.
     pub from_checkpoint: Option<String>,
+    /// Do not serve the HTTP API.
+    pub no_api: bool,
 }
 
 /// What a finished job reports.
@@ -50,6 +53,7 @@ pub struct JobSummary {
     pub checkpoints: u64,
     pub last_checkpoint: Option<u64>,
     pub max_pause: Duration,
+    pub last_pause: Duration,
     pub max_checkpoint: Duration,
 }
 
@@ -90,14 +94,116 @@ fn chunks_of(snap: EngineSnapshot) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Publishes the job's state for the API a few times a second.
+struct Publisher {
+    status: Arc<Mutex<Status>>,
+    last: Instant,
+    last_records: u64,
+    last_ends: Instant,
+    ends: BTreeMap<i32, i64>,
+}
+
+impl Publisher {
+    fn publish(
+        &mut self,
+        engine: &Engine,
+        source: &KafkaSource,
+        next_offsets: &BTreeMap<i32, i64>,
+        kafka_errors: u64,
+        summary: &JobSummary,
+        force: bool,
+    ) {
+        let dt = self.last.elapsed();
+        if !force && dt < Duration::from_millis(500) {
+            return;
+        }
+        if self.last_ends.elapsed() >= Duration::from_secs(5) {
+            self.ends = source.end_offsets_quick(Duration::from_millis(200));
+            self.last_ends = Instant::now();
+        }
+        let now = now_ms();
+        let records = engine.stats.records_read;
+        let rate = (records - self.last_records) as f64 / dt.as_secs_f64().max(1e-3);
+        self.last_records = records;
+        self.last = Instant::now();
+        let views = engine
+            .views()
+            .iter()
+            .map(|v| {
+                let p = v.plugin();
+                ViewStatus {
+                    view: p.declaration.view.clone(),
+                    version: p.declaration.version.clone(),
+                    hash: p.hash.clone(),
+                    state_version: p.declaration.state_version,
+                    window: p.declaration.window.to_string(),
+                    loaded_since_ms: v.loaded_since_ms,
+                    open_states: v.open_states(),
+                    disabled: v.disabled.clone(),
+                    stats: v.stats.clone(),
+                }
+            })
+            .collect();
+        let partitions = engine
+            .watermarks()
+            .partitions()
+            .filter(|(p, _, _)| source.partitions.contains(&(*p as i32)))
+            .map(|(p, wm, idle)| PartitionStatus {
+                partition: p as u32,
+                watermark: wm,
+                idle,
+                position: next_offsets.get(&(p as i32)).copied().unwrap_or(0),
+                end: self.ends.get(&(p as i32)).copied().unwrap_or(-1),
+            })
+            .collect();
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.updated_ms = now;
+        s.topic = source.topic.clone();
+        s.sources_assigned = true;
+        s.kafka_errors = kafka_errors;
+        s.watermark = engine.watermark();
+        s.engine = engine.stats.clone();
+        s.views = views;
+        s.partitions = partitions;
+        s.last_checkpoint_pause_ms = summary.last_pause.as_secs_f64() * 1000.0;
+        s.throughput.push((now, rate));
+        if s.throughput.len() > 300 {
+            s.throughput.remove(0);
+        }
+    }
+}
+
 pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> anyhow::Result<JobSummary> {
     let store: Arc<dyn CheckpointStore> = Arc::new(SledStore::open(&config.checkpoint.dir)?);
     let plugin_engine = PluginEngine::new()?;
-    let plugins = load_plugin_dir(&plugin_engine, std::path::Path::new(&config.plugins.dir), limits(config))?;
+    let plugins = load_plugin_dir(
+        &plugin_engine,
+        std::path::Path::new(&config.plugins.dir),
+        limits(config),
+    )?;
     if plugins.is_empty() {
-        bail!("no plugin could be loaded from {} (build them with `make build`)", config.plugins.dir);
+        bail!(
+            "no plugin could be loaded from {} (build them with `make build`)",
+            config.plugins.dir
+        );
     }
     let redis = RedisSink::start(&config.redis.url, config.redis.batch)?;
+    let status = Arc::new(Mutex::new(Status {
+        started_ms: now_ms(),
+        topic: config.kafka.topic.clone(),
+        checkpoint_interval_ms: config.checkpoint.interval.as_millis() as u64,
+        checkpoints: store.list()?,
+        ..Status::default()
+    }));
+    if !opts.no_api {
+        crate::api::spawn(
+            &config.api.listen,
+            ApiState {
+                status: status.clone(),
+                redis: redis.stats.clone(),
+            },
+        )?;
+    }
     let mut ecfg = engine_config(config);
     ecfg.idle_timeout_ms = Some(config.time.idle_timeout.as_millis() as i64);
     let mut engine = Engine::new(ecfg, Box::new(redis.clone()));
@@ -109,12 +215,18 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     }
 
     // Restore: the checkpoint asked for, else the newest complete one.
-    let wanted = opts.from_checkpoint.clone().or_else(|| Some(config.restore.path.clone()).filter(|s| !s.is_empty()));
+    let wanted = opts
+        .from_checkpoint
+        .clone()
+        .or_else(|| Some(config.restore.path.clone()).filter(|s| !s.is_empty()));
     let restored: Option<CheckpointMeta> = match wanted {
         Some(r) => {
-            let id = parse_checkpoint_ref(&r).with_context(|| format!("--from-checkpoint {r:?}: expected an id or a path ending in chk-ID"))?;
+            let id = parse_checkpoint_ref(&r)
+                .with_context(|| format!("--from-checkpoint {r:?}: expected an id or a path ending in chk-ID"))?;
             let (meta, snap) = load_checkpoint(store.as_ref(), id)?;
-            engine.restore(&snap, now_ms()).with_context(|| format!("restoring {}", store.checkpoint_path(id)))?;
+            engine
+                .restore(&snap, now_ms())
+                .with_context(|| format!("restoring {}", store.checkpoint_path(id)))?;
             Some(meta)
         }
         None => match store.list()?.last() {
@@ -155,7 +267,11 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     for &p in &source.partitions {
         engine.add_partition(p as u32, wall);
     }
-    let end_offsets = if opts.bounded { Some(source.end_offsets()?) } else { None };
+    let end_offsets = if opts.bounded {
+        Some(source.end_offsets()?)
+    } else {
+        None
+    };
     if let Some(end) = &end_offsets {
         tracing::info!(end = ?end, "bounded run: reading up to these offsets");
     }
@@ -167,16 +283,28 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     let mut last_idle_check = Instant::now();
     let mut poll_errors = 0u64;
     let mut last_message = Instant::now();
+    let mut publisher = Publisher {
+        status: status.clone(),
+        last: Instant::now(),
+        last_records: 0,
+        last_ends: Instant::now() - Duration::from_secs(60),
+        ends: BTreeMap::new(),
+    };
     let interval = config.checkpoint.interval;
     let retain = config.checkpoint.retain;
 
-    let take_checkpoint = |engine: &mut Engine, next_offsets: &BTreeMap<i32, i64>, id: u64, summary: &mut JobSummary| -> anyhow::Result<JoinHandle<Result<CheckpointMeta, StateError>>> {
+    let take_checkpoint = |engine: &mut Engine,
+                           next_offsets: &BTreeMap<i32, i64>,
+                           id: u64,
+                           summary: &mut JobSummary|
+     -> anyhow::Result<JoinHandle<Result<CheckpointMeta, StateError>>> {
         let started = Instant::now();
         let snap = engine.snapshot()?;
         let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
         let barrier = redis.barrier();
         let pause = started.elapsed();
         summary.max_pause = summary.max_pause.max(pause);
+        summary.last_pause = pause;
         let mut meta = CheckpointMeta {
             format: FORMAT_VERSION,
             id,
@@ -212,18 +340,17 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         // Bounded: done when every partition is read to its end offset and
         // the topic has been quiet for a moment (some brokers, tansu among
         // them, report the high watermark of a batched produce short).
-        if let Some(end) = &end_offsets {
-            if last_message.elapsed() >= Duration::from_millis(500)
-                && end.iter().all(|(p, &e)| next_offsets.get(p).copied().unwrap_or(0) >= e)
-            {
-                tracing::info!("bounded run: all partitions read to their end offsets");
-                engine.finish()?;
-                let _ = redis.barrier().recv();
-                if let Some(h) = in_flight.take() {
-                    finish_checkpoint(h, &source, &mut summary)?;
-                }
-                return Ok(summary);
+        if let Some(end) = &end_offsets
+            && last_message.elapsed() >= Duration::from_millis(500)
+            && end.iter().all(|(p, &e)| next_offsets.get(p).copied().unwrap_or(0) >= e)
+        {
+            tracing::info!("bounded run: all partitions read to their end offsets");
+            engine.finish()?;
+            let _ = redis.barrier().recv();
+            if let Some(h) = in_flight.take() {
+                finish_checkpoint(h, &source, &mut summary)?;
             }
+            return Ok(summary);
         }
         match source.poll(Duration::from_millis(50)) {
             Some(Ok(m)) => {
@@ -262,9 +389,15 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             engine.check_idle(now)?;
             last_idle_check = Instant::now();
         }
-        if let Some(h) = in_flight.take_if(|h| h.is_finished()) {
-            finish_checkpoint(h, &source, &mut summary)?;
+        if let Some(h) = in_flight.take_if(|h| h.is_finished())
+            && let Some(meta) = finish_checkpoint(h, &source, &mut summary)?
+        {
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            s.checkpoints.push(meta);
+            let keep = s.checkpoints.len().saturating_sub(50);
+            s.checkpoints.drain(..keep);
         }
+        publisher.publish(&engine, &source, &next_offsets, poll_errors, &summary, false);
         if in_flight.is_none() && last_checkpoint.elapsed() >= interval {
             in_flight = Some(take_checkpoint(&mut engine, &next_offsets, next_id, &mut summary)?);
             next_id += 1;
@@ -279,20 +412,24 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     Ok(summary)
 }
 
-fn finish_checkpoint(h: JoinHandle<Result<CheckpointMeta, StateError>>, source: &KafkaSource, summary: &mut JobSummary) -> anyhow::Result<()> {
+fn finish_checkpoint(
+    h: JoinHandle<Result<CheckpointMeta, StateError>>,
+    source: &KafkaSource,
+    summary: &mut JobSummary,
+) -> anyhow::Result<Option<CheckpointMeta>> {
     match h.join() {
         Ok(Ok(meta)) => {
             source.commit(&meta.offsets);
             summary.checkpoints += 1;
             summary.last_checkpoint = Some(meta.id);
             summary.max_checkpoint = summary.max_checkpoint.max(Duration::from_millis(meta.duration_ms));
-            Ok(())
+            Ok(Some(meta))
         }
         Ok(Err(e)) => {
             // The next checkpoint tries again; nothing is lost, replay from
             // the previous one just gets longer.
             tracing::error!(error = %e, "checkpoint failed");
-            Ok(())
+            Ok(None)
         }
         Err(_) => bail!("the checkpoint thread panicked"),
     }

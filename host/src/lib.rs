@@ -17,12 +17,14 @@
 //!   that crosses into Wasm once per batch.
 //! - [`state`]: checkpoints (sled, and an in-memory twin).
 //! - [`sink`]: where fired windows go (JSON lines, counting, Redis).
+//! - [`api`]: HTTP — Prometheus metrics, health, JSON API, the dashboard.
 //! - [`config`]: one validated configuration tree.
 //! - [`job`]: `featherflow run`: Kafka in, Redis out, checkpoints, recovery.
 //! - [`app`]: the wiring of the commands; the only place that knows every stage.
 //! - [`bench`]: the deterministic event generator and the replay benchmark.
 //! - [`testing`]: comparing JSON-lines outputs (golden tests, `plugin test`).
 
+pub mod api;
 pub mod app;
 pub mod bench;
 pub mod config;

@@ -36,7 +36,10 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         let mut record = Some(record);
         while let Some(r) = record.take() {
             if let Err((e, r)) = producer.send(r) {
-                if matches!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull)) {
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                ) {
                     std::thread::sleep(Duration::from_millis(5));
                     record = Some(r);
                 } else {
@@ -52,16 +55,21 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
             }
         }
         if sent.is_multiple_of(100_000) {
-            eprintln!("produced {sent} events ({:.0}/s)", sent as f64 / started.elapsed().as_secs_f64());
+            eprintln!(
+                "produced {sent} events ({:.0}/s)",
+                sent as f64 / started.elapsed().as_secs_f64()
+            );
         }
         Ok(())
     };
     match &args.from_file {
         Some(path) => {
-            crate::source::file::for_each_line(path, |_, raw| send(&String::from_utf8_lossy(raw))).map_err(|e| match e {
-                crate::source::file::FileError::Handler(e) => e,
-                crate::source::file::FileError::Io { path, source } => anyhow::anyhow!("{path}: {source}"),
-            })?;
+            crate::source::file::for_each_line(path, |_, raw| send(&String::from_utf8_lossy(raw))).map_err(
+                |e| match e {
+                    crate::source::file::FileError::Handler(e) => e,
+                    crate::source::file::FileError::Io { path, source } => anyhow::anyhow!("{path}: {source}"),
+                },
+            )?;
         }
         None => {
             let g = GenArgs {
@@ -76,7 +84,13 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
             crate::bench::generate_lines(&g, &mut send)?;
         }
     }
-    producer.flush(Duration::from_secs(60)).context("flushing the producer")?;
-    eprintln!("produced {sent} events to {} in {:.1}s", args.topic, started.elapsed().as_secs_f64());
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing the producer")?;
+    eprintln!(
+        "produced {sent} events to {} in {:.1}s",
+        args.topic,
+        started.elapsed().as_secs_f64()
+    );
     Ok(sent)
 }

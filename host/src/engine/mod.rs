@@ -34,6 +34,9 @@ use crate::state::PluginRecord;
 use crate::time::Watermarks;
 use crate::window::KeyId;
 
+/// Per event: the interned key (and its text) of each key table, once known.
+type KeyCache<'e> = SmallVec<[Option<(KeyId, std::borrow::Cow<'e, str>)>; 2]>;
+
 /// Settings of the engine core.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -266,8 +269,7 @@ impl Engine {
         let wm = self.watermarks.current();
         let batch_size = self.cfg.batch_size;
         // Views that share a key field share the key's id: intern once.
-        let mut key_cache: smallvec::SmallVec<[Option<(KeyId, std::borrow::Cow<'_, str>)>; 2]> =
-            smallvec::smallvec![None; self.keys.len()];
+        let mut key_cache: KeyCache<'_> = smallvec::smallvec![None; self.keys.len()];
         for view in &mut self.views {
             if view.disabled.is_some() {
                 continue;

@@ -62,6 +62,8 @@ pub struct View {
     max_failures: u32,
     /// Why the view stopped, if it did.
     pub disabled: Option<String>,
+    /// When this plugin version started serving (ms since the epoch).
+    pub loaded_since_ms: i64,
     pub stats: ViewStats,
 }
 
@@ -92,6 +94,7 @@ impl View {
             consecutive_failures: 0,
             max_failures: 3,
             disabled: None,
+            loaded_since_ms: crate::app::now_ms(),
             stats: ViewStats::default(),
             instance,
             plugin,

@@ -32,10 +32,10 @@ impl RecordLog {
         let out: Box<dyn Write + Send> = if path == "-" {
             Box::new(std::io::stderr())
         } else {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
             }
             Box::new(std::io::BufWriter::new(
                 std::fs::OpenOptions::new().create(true).append(true).open(path)?,

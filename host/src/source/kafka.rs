@@ -22,7 +22,11 @@ pub enum SourceError {
     Config(String),
     /// The broker did not answer (in time); retrying can help.
     #[error("kafka {brokers}, topic {topic}: {reason}")]
-    Unavailable { brokers: String, topic: String, reason: String },
+    Unavailable {
+        brokers: String,
+        topic: String,
+        reason: String,
+    },
 }
 
 pub struct KafkaSource {
@@ -76,12 +80,12 @@ impl KafkaSource {
                             partitions,
                         });
                     }
-                    if attempt % 10 == 0 {
+                    if attempt.is_multiple_of(10) {
                         tracing::warn!(topic = %cfg.topic, brokers = %cfg.brokers, "topic not found (yet); waiting for it");
                     }
                 }
                 Err(e) => {
-                    if attempt % 10 == 0 {
+                    if attempt.is_multiple_of(10) {
                         tracing::warn!(brokers = %cfg.brokers, error = %e, "Kafka unreachable; retrying");
                     }
                 }
@@ -145,6 +149,20 @@ impl KafkaSource {
             out.insert(p, high);
         }
         Ok(out)
+    }
+
+    /// End offsets with a short timeout; partitions that do not answer are
+    /// left out (for lag metrics, never for correctness).
+    pub fn end_offsets_quick(&self, timeout: Duration) -> BTreeMap<i32, i64> {
+        self.partitions
+            .iter()
+            .filter_map(|&p| {
+                self.consumer
+                    .fetch_watermarks(&self.topic, p, timeout)
+                    .ok()
+                    .map(|(_, h)| (p, h))
+            })
+            .collect()
     }
 
     #[inline]

@@ -91,6 +91,9 @@ fn hint(usable: &Option<u64>) -> String {
 /// match its metadata.
 ///
 /// [`write`]: CheckpointStore::write
+/// A checkpoint as stored: its metadata and its named chunks.
+pub type StoredCheckpoint = (CheckpointMeta, Vec<(String, Vec<u8>)>);
+
 pub trait CheckpointStore: Send + Sync {
     /// A name for errors (the directory).
     fn path(&self) -> &str;
@@ -104,7 +107,7 @@ pub trait CheckpointStore: Send + Sync {
 
     /// A checkpoint's metadata and chunks, verified against their lengths
     /// and checksums.
-    fn read(&self, id: u64) -> Result<(CheckpointMeta, Vec<(String, Vec<u8>)>), StateError>;
+    fn read(&self, id: u64) -> Result<StoredCheckpoint, StateError>;
 
     fn delete(&self, id: u64) -> Result<(), StateError>;
 

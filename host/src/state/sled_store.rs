@@ -113,7 +113,7 @@ impl CheckpointStore for SledStore {
         Ok(out)
     }
 
-    fn read(&self, id: u64) -> Result<(CheckpointMeta, Vec<(String, Vec<u8>)>), StateError> {
+    fn read(&self, id: u64) -> Result<super::StoredCheckpoint, StateError> {
         let Some(raw) = self.meta.get(id.to_be_bytes()).map_err(|e| self.err(e))? else {
             return Err(StateError::NotFound {
                 path: self.checkpoint_path(id),

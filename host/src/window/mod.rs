@@ -126,6 +126,9 @@ impl SlotAllocator {
     }
 }
 
+/// Receives `(key, start, end, slots)` for every open window part.
+pub type SnapshotVisitor<'a> = dyn FnMut(KeyId, i64, i64, &[SlotId]) + 'a;
+
 /// What the engine needs from a window operator.
 pub trait WindowOperator: Send {
     /// Assign an event at `time_ms` of `key`, given the current watermark.
@@ -143,7 +146,7 @@ pub trait WindowOperator: Send {
     fn fires_share_slots(&self) -> bool;
 
     /// Every open window part, for checkpoints: `(key, start, end, slots)`.
-    fn snapshot(&self, out: &mut dyn FnMut(KeyId, i64, i64, &[SlotId]));
+    fn snapshot(&self, out: &mut SnapshotVisitor<'_>);
 
     /// Put back one part of a snapshot; allocates slots for its states.
     fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, watermark: i64) -> Vec<SlotId>;

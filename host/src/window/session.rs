@@ -147,7 +147,7 @@ impl WindowOperator for Sessions {
         false
     }
 
-    fn snapshot(&self, out: &mut dyn FnMut(KeyId, i64, i64, &[SlotId])) {
+    fn snapshot(&self, out: &mut super::SnapshotVisitor<'_>) {
         for (key, sessions) in self.keys.iter().enumerate() {
             for s in sessions {
                 out(key as KeyId, s.start, s.end, &s.slots);

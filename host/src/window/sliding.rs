@@ -128,7 +128,7 @@ impl WindowOperator for Sliding {
         self.size != self.slide
     }
 
-    fn snapshot(&self, out: &mut dyn FnMut(KeyId, i64, i64, &[SlotId])) {
+    fn snapshot(&self, out: &mut super::SnapshotVisitor<'_>) {
         for (key, slices) in self.keys.iter().enumerate() {
             for &(start, slot) in slices {
                 out(key as KeyId, start, start + self.slide, &[slot]);

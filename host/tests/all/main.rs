@@ -5,7 +5,9 @@
 //! command to run, it is never skipped.
 
 mod golden;
+mod kafka_redis;
 mod sandbox;
+mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

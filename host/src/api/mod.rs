@@ -1,0 +1,387 @@
+//! HTTP: Prometheus metrics, health, a JSON API and the dashboard (the
+//! Flink Web UI's role).
+//!
+//! The job thread publishes a [`Status`] snapshot a few times a second;
+//! handlers only read it, so the API never touches the engine. [`router`]
+//! is a pure function of that shared state, tested without a socket.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::engine::{Stats, ViewStats};
+use crate::sink::redis::{LATENCY_BOUNDS_MS, RedisStats};
+use crate::state::CheckpointMeta;
+
+/// One view, as the API shows it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ViewStatus {
+    pub view: String,
+    pub version: String,
+    pub hash: String,
+    pub state_version: u32,
+    pub window: String,
+    pub loaded_since_ms: i64,
+    pub open_states: usize,
+    pub disabled: Option<String>,
+    pub stats: ViewStats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionStatus {
+    pub partition: u32,
+    pub watermark: i64,
+    pub idle: bool,
+    /// Next offset the job will read.
+    pub position: i64,
+    /// End offset last seen on the broker (-1 = unknown).
+    pub end: i64,
+}
+
+/// Everything the API shows; published by the job loop.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Status {
+    pub started_ms: i64,
+    pub updated_ms: i64,
+    pub topic: String,
+    pub sources_assigned: bool,
+    pub kafka_errors: u64,
+    pub watermark: i64,
+    pub engine: Stats,
+    pub views: Vec<ViewStatus>,
+    pub partitions: Vec<PartitionStatus>,
+    pub checkpoints: Vec<CheckpointMeta>,
+    pub checkpoint_interval_ms: u64,
+    pub last_checkpoint_pause_ms: f64,
+    /// Events read per second, sampled each publish (the last few minutes).
+    pub throughput: Vec<(i64, f64)>,
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub status: Arc<Mutex<Status>>,
+    pub redis: Arc<RedisStats>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(|| async { "ok" }))
+        .route("/health/ready", get(ready))
+        .route("/api/overview", get(overview))
+        .route("/api/partitions", get(partitions))
+        .route("/api/checkpoints", get(checkpoints))
+        .route("/api/plugins", get(plugins))
+        .with_state(state)
+}
+
+fn snapshot(state: &ApiState) -> Status {
+    state.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+async fn ready(State(state): State<ApiState>) -> Response {
+    let s = snapshot(&state);
+    let now = crate::app::now_ms();
+    let redis_ok = state.redis.connected.load(Ordering::Relaxed) || state.redis.batches.load(Ordering::Relaxed) == 0;
+    let last = s.checkpoints.last().map(|c| c.created_ms);
+    let recent = match last {
+        Some(t) => now - t <= 3 * s.checkpoint_interval_ms as i64 + 5_000,
+        None => now - s.started_ms <= 3 * s.checkpoint_interval_ms as i64 + 5_000,
+    };
+    let body = serde_json::json!({
+        "sources_assigned": s.sources_assigned,
+        "redis_reachable": redis_ok,
+        "checkpoint_recent": recent,
+    });
+    let code = if s.sources_assigned && redis_ok && recent {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn overview(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    let s = snapshot(&state);
+    let r = &state.redis;
+    Json(serde_json::json!({
+        "started_ms": s.started_ms,
+        "updated_ms": s.updated_ms,
+        "topic": s.topic,
+        "watermark": s.watermark,
+        "engine": s.engine,
+        "kafka_errors": s.kafka_errors,
+        "throughput": s.throughput,
+        "last_checkpoint_pause_ms": s.last_checkpoint_pause_ms,
+        "redis": {
+            "keys_written": r.keys_written.load(Ordering::Relaxed),
+            "retries": r.retries.load(Ordering::Relaxed),
+            "connected": r.connected.load(Ordering::Relaxed),
+            "queued_batches": r.queued.load(Ordering::Relaxed),
+        },
+        "views": s.views,
+    }))
+}
+
+async fn partitions(State(state): State<ApiState>) -> Json<Vec<PartitionStatus>> {
+    Json(snapshot(&state).partitions)
+}
+
+async fn checkpoints(State(state): State<ApiState>) -> Json<Vec<CheckpointMeta>> {
+    Json(snapshot(&state).checkpoints)
+}
+
+async fn plugins(State(state): State<ApiState>) -> Json<Vec<ViewStatus>> {
+    Json(snapshot(&state).views)
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let body = render_metrics(&snapshot(&state), &state.redis, crate::app::now_ms());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Prometheus text format. Metric names live here and only here.
+pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
+    let mut o = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP featherflow_{name} {help}\n# TYPE featherflow_{name} {kind}");
+    };
+    metric("records_read_total", "counter", "Records read from the source.");
+    metric("events_total", "counter", "Valid events.");
+    metric("bad_records_total", "counter", "Bad records by reason (dead-lettered).");
+    metric("late_events_total", "counter", "Late events per view.");
+    metric("windows_fired_total", "counter", "Windows fired per view.");
+    metric("plugin_errors_total", "counter", "Failed plugin calls per view.");
+    metric("plugin_calls_total", "counter", "Plugin calls per view.");
+    metric("plugin_seconds_total", "counter", "Time in plugin calls per view.");
+    metric(
+        "dead_lettered_total",
+        "counter",
+        "Events and windows dead-lettered after plugin failures, per view.",
+    );
+    metric(
+        "view_disabled",
+        "gauge",
+        "1 if the view was disabled after repeated failures.",
+    );
+    metric("open_states", "gauge", "Open window parts per view.");
+    metric(
+        "watermark_ms",
+        "gauge",
+        "Watermark per partition (and overall, partition=\"all\").",
+    );
+    metric(
+        "watermark_lag_seconds",
+        "gauge",
+        "Wall clock minus watermark, per partition.",
+    );
+    metric("consumer_lag", "gauge", "End offset minus position, per partition.");
+    metric("checkpoints_total", "counter", "Completed checkpoints retained.");
+    metric("checkpoint_duration_ms", "gauge", "Duration of the last checkpoint.");
+    metric("checkpoint_size_bytes", "gauge", "Size of the last checkpoint.");
+    metric(
+        "checkpoint_pause_ms",
+        "gauge",
+        "Event-loop pause of the last checkpoint.",
+    );
+    metric(
+        "checkpoint_age_seconds",
+        "gauge",
+        "Age of the last completed checkpoint.",
+    );
+    metric("redis_keys_written_total", "counter", "Keys written to Redis.");
+    metric("redis_retries_total", "counter", "Redis write retries.");
+    metric("redis_write_seconds", "histogram", "Redis batch write latency.");
+    metric("kafka_errors_total", "counter", "Kafka poll errors.");
+    let e = &s.engine;
+    let _ = writeln!(o, "featherflow_records_read_total {}", e.records_read);
+    let _ = writeln!(o, "featherflow_events_total {}", e.events);
+    for (reason, n) in &e.bad_by_reason {
+        let _ = writeln!(o, "featherflow_bad_records_total{{reason=\"{reason}\"}} {n}");
+    }
+    for v in &s.views {
+        let l = format!("view=\"{}\"", v.view);
+        let st = &v.stats;
+        let _ = writeln!(o, "featherflow_late_events_total{{{l}}} {}", st.late);
+        let _ = writeln!(o, "featherflow_windows_fired_total{{{l}}} {}", st.windows_fired);
+        let _ = writeln!(o, "featherflow_plugin_errors_total{{{l}}} {}", st.plugin_errors);
+        let _ = writeln!(o, "featherflow_plugin_calls_total{{{l}}} {}", st.plugin_calls);
+        let _ = writeln!(
+            o,
+            "featherflow_plugin_seconds_total{{{l}}} {}",
+            st.plugin_nanos as f64 / 1e9
+        );
+        let _ = writeln!(o, "featherflow_dead_lettered_total{{{l}}} {}", st.dead_lettered);
+        let _ = writeln!(o, "featherflow_view_disabled{{{l}}} {}", v.disabled.is_some() as u8);
+        let _ = writeln!(o, "featherflow_open_states{{{l}}} {}", v.open_states);
+    }
+    let _ = writeln!(o, "featherflow_watermark_ms{{partition=\"all\"}} {}", s.watermark);
+    for p in &s.partitions {
+        let _ = writeln!(
+            o,
+            "featherflow_watermark_ms{{partition=\"{}\"}} {}",
+            p.partition, p.watermark
+        );
+        if p.watermark > i64::MIN {
+            let _ = writeln!(
+                o,
+                "featherflow_watermark_lag_seconds{{partition=\"{}\"}} {}",
+                p.partition,
+                (now_ms - p.watermark) as f64 / 1000.0
+            );
+        }
+        if p.end >= 0 {
+            let _ = writeln!(
+                o,
+                "featherflow_consumer_lag{{partition=\"{}\"}} {}",
+                p.partition,
+                (p.end - p.position).max(0)
+            );
+        }
+    }
+    let _ = writeln!(o, "featherflow_checkpoints_total {}", s.checkpoints.len());
+    if let Some(c) = s.checkpoints.last() {
+        let _ = writeln!(o, "featherflow_checkpoint_duration_ms {}", c.duration_ms);
+        let _ = writeln!(o, "featherflow_checkpoint_size_bytes {}", c.size_bytes);
+        let _ = writeln!(
+            o,
+            "featherflow_checkpoint_age_seconds {}",
+            (now_ms - c.created_ms) as f64 / 1000.0
+        );
+    }
+    let _ = writeln!(o, "featherflow_checkpoint_pause_ms {}", s.last_checkpoint_pause_ms);
+    let _ = writeln!(
+        o,
+        "featherflow_redis_keys_written_total {}",
+        r.keys_written.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "featherflow_redis_retries_total {}",
+        r.retries.load(Ordering::Relaxed)
+    );
+    let mut cumulative = 0;
+    for (i, bound) in LATENCY_BOUNDS_MS.iter().enumerate() {
+        cumulative += r.latency_buckets[i].load(Ordering::Relaxed);
+        let le = if bound.is_infinite() {
+            "+Inf".to_string()
+        } else {
+            format!("{}", bound / 1000.0)
+        };
+        let _ = writeln!(o, "featherflow_redis_write_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(
+        o,
+        "featherflow_redis_write_seconds_sum {}",
+        r.write_nanos.load(Ordering::Relaxed) as f64 / 1e9
+    );
+    let _ = writeln!(
+        o,
+        "featherflow_redis_write_seconds_count {}",
+        r.batches.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(o, "featherflow_kafka_errors_total {}", s.kafka_errors);
+    o
+}
+
+/// Serve the API on `listen` until the process exits.
+pub fn spawn(listen: &str, state: ApiState) -> anyhow::Result<()> {
+    let addr: std::net::SocketAddr = listen.parse()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| anyhow::anyhow!("api.listen {addr}: {e}"))?;
+    tracing::info!(%addr, "dashboard and API listening (http://{addr}/)");
+    std::thread::Builder::new().name("api".into()).spawn(move || {
+        rt.block_on(async move {
+            if let Err(e) = axum::serve(listener, router(state)).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn state() -> ApiState {
+        let mut s = Status {
+            topic: "ecommerce-events".into(),
+            sources_assigned: true,
+            started_ms: crate::app::now_ms(),
+            checkpoint_interval_ms: 30_000,
+            ..Status::default()
+        };
+        s.engine.records_read = 7;
+        s.engine.bad_by_reason.insert("not_json", 2);
+        s.views.push(ViewStatus {
+            view: "user_features".into(),
+            ..ViewStatus::default()
+        });
+        ApiState {
+            status: Arc::new(Mutex::new(s)),
+            redis: Arc::new(RedisStats::default()),
+        }
+    }
+
+    async fn get(path: &str) -> (StatusCode, String) {
+        let resp = router(state())
+            .oneshot(axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn metrics_are_prometheus_text() {
+        let (code, body) = get("/metrics").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("featherflow_records_read_total 7"), "{body}");
+        assert!(
+            body.contains("featherflow_bad_records_total{reason=\"not_json\"} 2"),
+            "{body}"
+        );
+        assert!(
+            body.contains("featherflow_windows_fired_total{view=\"user_features\"} 0"),
+            "{body}"
+        );
+        assert!(
+            body.contains("featherflow_redis_write_seconds_bucket{le=\"+Inf\"} 0"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_and_json_api() {
+        assert_eq!(get("/health/live").await, (StatusCode::OK, "ok".into()));
+        let (code, body) = get("/health/ready").await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let (code, body) = get("/api/plugins").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("user_features"));
+        let (code, body) = get("/").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(body.contains("<title>featherflow</title>"));
+        assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+    }
+}
