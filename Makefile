@@ -7,7 +7,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 WASM_DIR := target/$(WASM_TARGET)/wasm
 SEED_PLUGINS := user-activity session-stats
-TEST_GUESTS := loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity
+TEST_GUESTS := bad-user-activity loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity
 
 .PHONY: build deps engine plugins guests test lint bench
 

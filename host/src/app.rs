@@ -161,6 +161,9 @@ pub struct ReplayArgs {
     /// Write to Redis at this URL instead of JSON lines.
     #[arg(long)]
     pub redis: Option<String>,
+    /// Watch the plugin directory and hot-swap plugins during the replay.
+    #[arg(long)]
+    pub watch: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -169,6 +172,13 @@ pub struct ReplayArgs {
 pub enum PluginCommand {
     /// Run one plugin in isolation over recorded events.
     Test(PluginTestArgs),
+    /// Deploys, swaps, refusals and rollbacks of a running job (newest last).
+    History {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print what a plugin declares.
     Inspect {
         wasm: PathBuf,
@@ -245,6 +255,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay(args),
         Command::Plugin(PluginCommand::Test(args)) => plugin_test(args),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin_inspect(&wasm, json),
+        Command::Plugin(PluginCommand::History { config, json }) => plugin_history(config.as_deref(), json),
         Command::Gen(args) => {
             crate::bench::generate(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -351,6 +362,17 @@ pub fn replay_file(
     events: &str,
     sink: Box<dyn Sink>,
 ) -> anyhow::Result<Engine> {
+    replay_file_watching(config, plugins, events, sink, None)
+}
+
+/// [`replay_file`], applying hot deploys from `watch` between records.
+pub fn replay_file_watching(
+    config: &Config,
+    plugins: &[Arc<Plugin>],
+    events: &str,
+    sink: Box<dyn Sink>,
+    watch: Option<&std::sync::mpsc::Receiver<crate::plugin::watch::PluginEvent>>,
+) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(engine_config(config), sink);
     engine.set_source(events);
     engine.set_dead_letter(open_log(&config.output.dead_letter)?);
@@ -359,6 +381,13 @@ pub fn replay_file(
         engine.add_view(p.clone())?;
     }
     file::for_each_line(events, |line, raw| {
+        if let Some(rx) = watch
+            && line.is_multiple_of(256)
+        {
+            while let Ok(ev) = rx.try_recv() {
+                crate::plugin::watch::apply(&mut engine, ev);
+            }
+        }
         engine.process_record(
             Position {
                 partition: 0,
@@ -386,21 +415,47 @@ fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    let watch = if args.watch {
+        let known = plugins
+            .iter()
+            .map(|p| (PathBuf::from(&p.source), (p.declaration.view.clone(), p.hash.clone())))
+            .collect();
+        Some(crate::plugin::watch::watch(
+            &dir,
+            plugin_engine.clone(),
+            limits(&config),
+            known,
+        )?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let engine = match &args.redis {
         Some(url) => {
             let redis = crate::sink::RedisSink::start(url, config.redis.batch)?;
-            let engine = replay_file(&config, &plugins, &args.events, Box::new(redis.clone()))?;
+            let engine =
+                replay_file_watching(&config, &plugins, &args.events, Box::new(redis.clone()), watch.as_ref())?;
             // Done only when Redis has everything.
             let _ = redis.barrier().recv();
             engine
         }
         None => {
             let sink = JsonlSink::create(&args.out, args.common.format)?;
-            replay_file(&config, &plugins, &args.events, Box::new(sink))?
+            replay_file_watching(&config, &plugins, &args.events, Box::new(sink), watch.as_ref())?
         }
     };
     print_summary(&engine, started.elapsed());
+    for rec in engine.history() {
+        eprintln!(
+            "  plugin {} {}: {} -> {} {} (pause {} us)",
+            rec.view,
+            rec.outcome,
+            rec.from.as_deref().unwrap_or("-"),
+            rec.to.as_deref().unwrap_or("-"),
+            rec.reason,
+            rec.pause_us
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -673,4 +728,35 @@ fn checkpoints_command(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn plugin_history(config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let path = Path::new(&config.checkpoint.dir).join("plugin-history.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("(no plugin history in {})", path.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e).with_context(|| path.display().to_string()),
+    };
+    for line in text.lines() {
+        let rec: crate::engine::SwapRecord =
+            serde_json::from_str(line).with_context(|| format!("{}: {line}", path.display()))?;
+        if json {
+            println!("{line}");
+        } else {
+            println!(
+                "{}  {:<18} {:<11} {} -> {}  {}",
+                format_ms(rec.at_ms),
+                rec.view,
+                rec.outcome,
+                rec.from.as_deref().unwrap_or("-"),
+                rec.to.as_deref().unwrap_or("-"),
+                rec.reason
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

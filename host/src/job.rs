@@ -241,6 +241,24 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         },
     };
 
+    // Hot deploys: the watcher validates off the hot path; the loop swaps.
+    let known = plugins
+        .iter()
+        .map(|p| {
+            (
+                std::path::PathBuf::from(&p.source),
+                (p.declaration.view.clone(), p.hash.clone()),
+            )
+        })
+        .collect();
+    let plugin_events = crate::plugin::watch::watch(
+        std::path::Path::new(&config.plugins.dir),
+        plugin_engine.clone(),
+        limits(config),
+        known,
+    )?;
+    let history_path = std::path::Path::new(&config.checkpoint.dir).join("plugin-history.jsonl");
+
     let stop = || shutdown.load(Ordering::Relaxed);
     let source = KafkaSource::connect(&config.kafka, &stop)?;
     let mut start: BTreeMap<i32, StartAt> = BTreeMap::new();
@@ -397,6 +415,12 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             let keep = s.checkpoints.len().saturating_sub(50);
             s.checkpoints.drain(..keep);
         }
+        while let Ok(ev) = plugin_events.try_recv() {
+            if let Some(rec) = crate::plugin::watch::apply(&mut engine, ev) {
+                append_history(&history_path, &rec);
+                status.lock().unwrap_or_else(|e| e.into_inner()).history.push(rec);
+            }
+        }
         publisher.publish(&engine, &source, &next_offsets, poll_errors, &summary, false);
         if in_flight.is_none() && last_checkpoint.elapsed() >= interval {
             in_flight = Some(take_checkpoint(&mut engine, &next_offsets, next_id, &mut summary)?);
@@ -432,6 +456,23 @@ fn finish_checkpoint(
             Ok(None)
         }
         Err(_) => bail!("the checkpoint thread panicked"),
+    }
+}
+
+/// Append a swap record to the history file (`featherflow plugin history`).
+pub fn append_history(path: &std::path::Path, rec: &crate::engine::SwapRecord) {
+    use std::io::Write;
+    let line = match serde_json::to_string(rec) {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    let res = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = res {
+        tracing::warn!(path = %path.display(), error = %e, "cannot append to the plugin history");
     }
 }
 

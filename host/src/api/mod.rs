@@ -62,6 +62,8 @@ pub struct Status {
     pub last_checkpoint_pause_ms: f64,
     /// Events read per second, sampled each publish (the last few minutes).
     pub throughput: Vec<(i64, f64)>,
+    /// Plugin deploys, swaps, refusals and rollbacks.
+    pub history: Vec<crate::engine::SwapRecord>,
 }
 
 #[derive(Clone)]
@@ -80,6 +82,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/partitions", get(partitions))
         .route("/api/checkpoints", get(checkpoints))
         .route("/api/plugins", get(plugins))
+        .route("/api/plugins/history", get(history))
         .with_state(state)
 }
 
@@ -145,6 +148,10 @@ async fn checkpoints(State(state): State<ApiState>) -> Json<Vec<CheckpointMeta>>
 
 async fn plugins(State(state): State<ApiState>) -> Json<Vec<ViewStatus>> {
     Json(snapshot(&state).views)
+}
+
+async fn history(State(state): State<ApiState>) -> Json<Vec<crate::engine::SwapRecord>> {
+    Json(snapshot(&state).history)
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {

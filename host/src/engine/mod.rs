@@ -28,7 +28,7 @@ use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use crate::event::{self, Event, ParserConfig};
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, PluginInstance};
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
 use crate::state::PluginRecord;
 use crate::time::Watermarks;
@@ -155,6 +155,39 @@ pub struct Engine {
     /// Bad records logged at WARN so far (then only counted, to keep logs
     /// readable under a flood of bad input).
     bad_logged: u64,
+    history: Vec<SwapRecord>,
+}
+
+/// One entry of the plugin swap history.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SwapRecord {
+    pub at_ms: i64,
+    pub view: String,
+    pub from: Option<String>,
+    pub from_hash: Option<String>,
+    pub to: Option<String>,
+    pub to_hash: Option<String>,
+    /// added, swapped, migrated, reset, removed, refused, rolled_back, unchanged.
+    pub outcome: String,
+    pub reason: String,
+    /// How long the event loop was paused for it.
+    pub pause_us: u64,
+}
+
+impl SwapRecord {
+    fn new(view: &str, from: Option<&Arc<Plugin>>, to: Option<&Arc<Plugin>>) -> Self {
+        Self {
+            at_ms: crate::app::now_ms(),
+            view: view.to_string(),
+            from: from.map(|p| p.label()),
+            from_hash: from.map(|p| p.hash.clone()),
+            to: to.map(|p| p.label()),
+            to_hash: to.map(|p| p.hash.clone()),
+            outcome: String::new(),
+            reason: String::new(),
+            pause_us: 0,
+        }
+    }
 }
 
 impl Engine {
@@ -172,6 +205,7 @@ impl Engine {
             dead_letter: RecordLog::disabled(),
             late_log: RecordLog::disabled(),
             bad_logged: 0,
+            history: Vec::new(),
         }
     }
 
@@ -216,12 +250,151 @@ impl Engine {
                 self.key_fields.len() - 1
             }
         };
-        let view = View::new(plugin, table).map_err(|e| EngineError::View {
+        let mut view = View::new(plugin, table).map_err(|e| EngineError::View {
             view: name,
             reason: e.to_string(),
         })?;
+        view.set_max_failures(self.cfg.max_plugin_failures);
         self.views.push(view);
         Ok(())
+    }
+
+    /// Deploy a plugin while running, between two batches: a new view, or
+    /// a new version of a view that continues on the view's states (same
+    /// window; same state version, or migrated). Refused — the running
+    /// version untouched — when the window changed or the states cannot be
+    /// migrated, unless `reset` asks to drop the view's state.
+    pub fn deploy(&mut self, plugin: Arc<Plugin>, instance: PluginInstance, reset: bool) -> SwapRecord {
+        let started = std::time::Instant::now();
+        let mut rec = SwapRecord::new(&plugin.declaration.view, None, Some(&plugin));
+        let Some(i) = self.views.iter().position(|v| v.name() == plugin.declaration.view) else {
+            match self.add_view(plugin) {
+                Ok(()) => rec.outcome = "added".into(),
+                Err(e) => {
+                    rec.outcome = "refused".into();
+                    rec.reason = e.to_string();
+                }
+            }
+            return self.record(rec, started);
+        };
+        let view = &mut self.views[i];
+        let old = view.plugin().clone();
+        rec.from = Some(old.label());
+        rec.from_hash = Some(old.hash.clone());
+        if old.hash == plugin.hash && !reset {
+            rec.outcome = "unchanged".into();
+            return self.record(rec, started);
+        }
+        let (od, nd) = (old.declaration.clone(), plugin.declaration.clone());
+        if od.window != nd.window && !reset {
+            rec.outcome = "refused".into();
+            rec.reason = format!(
+                "the window changed ({} -> {}): old states cannot be reinterpreted; deploy it as a new view, or with reset",
+                od.window, nd.window
+            );
+            return self.record(rec, started);
+        }
+        // Pending events were read under the old version: apply them with it.
+        view.flush(
+            &self.keys[view.key_table],
+            &mut self.records,
+            &self.dead_letter,
+            &self.source,
+        );
+        if reset {
+            view.replace_plugin(plugin, instance, false);
+            view.reset_states();
+            rec.outcome = "reset".into();
+            rec.reason = "deployed with reset: the view's state was dropped".into();
+        } else if od.state_version == nd.state_version {
+            view.replace_plugin(plugin, instance, true);
+            rec.outcome = "swapped".into();
+        } else {
+            let mut instance = instance;
+            match view.migrate_with(&mut instance, od.state_version) {
+                Ok(()) => {
+                    view.replace_plugin(plugin, instance, false);
+                    rec.outcome = "migrated".into();
+                    rec.reason = format!(
+                        "states migrated from state version {} to {}",
+                        od.state_version, nd.state_version
+                    );
+                }
+                Err(e) => {
+                    rec.outcome = "refused".into();
+                    rec.reason = format!(
+                        "state version {} -> {} and the new plugin cannot migrate: {e}; deploy with reset to drop the view's state",
+                        od.state_version, nd.state_version
+                    );
+                }
+            }
+        }
+        self.record(rec, started)
+    }
+
+    /// Stop a view (its plugin file was removed): its pending events are
+    /// applied and its fired windows finished, then it and its state go.
+    pub fn remove_view(&mut self, view: &str) -> Option<SwapRecord> {
+        let started = std::time::Instant::now();
+        let i = self.views.iter().position(|v| v.name() == view)?;
+        let mut v = self.views.remove(i);
+        v.flush(
+            &self.keys[v.key_table],
+            &mut self.records,
+            &self.dead_letter,
+            &self.source,
+        );
+        let mut rec = SwapRecord::new(view, Some(v.plugin()), None);
+        rec.outcome = "removed".into();
+        Some(self.record(rec, started))
+    }
+
+    /// A deploy that was refused before reaching the engine (validation).
+    pub fn refused(&mut self, source: &str, reason: String) -> SwapRecord {
+        let mut rec = SwapRecord::new(source, None, None);
+        rec.outcome = "refused".into();
+        rec.reason = reason;
+        self.record(rec, std::time::Instant::now())
+    }
+
+    fn record(&mut self, mut rec: SwapRecord, started: std::time::Instant) -> SwapRecord {
+        rec.pause_us = started.elapsed().as_micros() as u64;
+        if rec.outcome == "refused" {
+            tracing::error!(view = %rec.view, reason = %rec.reason, "plugin deploy refused; the running version keeps serving");
+        } else {
+            tracing::info!(view = %rec.view, outcome = %rec.outcome, from = ?rec.from, to = ?rec.to, pause_us = rec.pause_us, "plugin deployed");
+        }
+        self.history.push(rec.clone());
+        rec
+    }
+
+    /// Add a note to the newest history record (and return it).
+    pub fn annotate_last(&mut self, note: &str) -> SwapRecord {
+        let rec = self.history.last_mut().expect("a record was just made");
+        rec.reason = if rec.reason.is_empty() {
+            note.to_string()
+        } else {
+            format!("{}; {note}", rec.reason)
+        };
+        rec.clone()
+    }
+
+    /// Swaps, refusals and rollbacks so far.
+    pub fn history(&self) -> &[SwapRecord] {
+        &self.history
+    }
+
+    /// Record rollbacks views did on their own after repeated failures.
+    fn collect_rollbacks(&mut self) {
+        for v in &mut self.views {
+            if let Some((bad, good, reason)) = v.rolled_back.take() {
+                let mut rec = SwapRecord::new(v.name(), Some(&bad), Some(&good));
+                rec.outcome = "rolled_back".into();
+                rec.reason = reason;
+                rec.at_ms = crate::app::now_ms();
+                self.history.push(rec);
+            }
+        }
     }
 
     pub fn views(&self) -> &[View] {
@@ -391,6 +564,7 @@ impl Engine {
     }
 
     fn drain_records(&mut self) -> Result<(), EngineError> {
+        self.collect_rollbacks();
         if self.records.is_empty() {
             return Ok(());
         }

@@ -64,6 +64,11 @@ pub struct View {
     pub disabled: Option<String>,
     /// When this plugin version started serving (ms since the epoch).
     pub loaded_since_ms: i64,
+    /// The version this one replaced, if their states are compatible: the
+    /// rollback target after repeated failures.
+    previous: Option<Arc<Plugin>>,
+    /// A rollback happened and the engine should record it.
+    pub(super) rolled_back: Option<(Arc<Plugin>, Arc<Plugin>, String)>,
     pub stats: ViewStats,
 }
 
@@ -95,6 +100,8 @@ impl View {
             max_failures: 3,
             disabled: None,
             loaded_since_ms: crate::app::now_ms(),
+            previous: None,
+            rolled_back: None,
             stats: ViewStats::default(),
             instance,
             plugin,
@@ -446,6 +453,27 @@ impl View {
         Ok(parts)
     }
 
+    /// Convert every state with `instance` (a new plugin version's), all or
+    /// nothing: on error the states are untouched.
+    pub(super) fn migrate_with(&mut self, instance: &mut PluginInstance, from_version: u32) -> Result<(), PluginError> {
+        let live: Vec<usize> = (0..self.arena.len())
+            .filter(|&s| !self.arena[s].state.is_empty())
+            .collect();
+        let mut converted: Vec<(usize, Vec<u8>)> = Vec::with_capacity(live.len());
+        for batch in live.chunks(4096) {
+            self.states.clear();
+            for &s in batch {
+                self.states.push_state(&self.arena[s].state);
+            }
+            let new = instance.migrate(from_version, self.states.bytes(), batch.len())?;
+            converted.extend(batch.iter().copied().zip(new));
+        }
+        for (s, st) in converted {
+            self.arena[s].state = SmallVec::from_vec(st);
+        }
+        Ok(())
+    }
+
     /// Convert every state with the plugin's `migrate` (after a restore of
     /// states written by another state version).
     pub(super) fn migrate_states(&mut self, from_version: u32) -> Result<(), PluginError> {
@@ -465,10 +493,52 @@ impl View {
         Ok(())
     }
 
+    /// Serve `plugin` from now on (the caller checked compatibility and has
+    /// applied the pending batch with the old version).
+    pub(super) fn replace_plugin(&mut self, plugin: Arc<Plugin>, instance: PluginInstance, keep_previous: bool) {
+        let old = std::mem::replace(&mut self.plugin, plugin);
+        self.instance = instance;
+        self.previous = keep_previous.then_some(old);
+        self.loaded_since_ms = crate::app::now_ms();
+        self.consecutive_failures = 0;
+        self.disabled = None;
+    }
+
+    /// Drop every state (an explicit reset on deploy).
+    pub(super) fn reset_states(&mut self) {
+        let plugin = self.plugin.clone();
+        let d = &plugin.declaration;
+        self.op = match d.window {
+            WindowSpec::Sliding { size_ms, slide_ms } => Box::new(Sliding::new(size_ms, slide_ms)),
+            WindowSpec::Session { gap_ms } => Box::new(Sessions::new(gap_ms)),
+        };
+        self.is_session = matches!(d.window, WindowSpec::Session { .. });
+        self.arena.clear();
+        self.batch_slots.clear();
+        self.events.clear();
+        self.fired.clear();
+        self.batch_no = self.batch_no.wrapping_add(1).max(1);
+    }
+
     fn failed(&mut self, e: PluginError) {
         self.stats.plugin_errors += 1;
         self.consecutive_failures += 1;
         tracing::error!(view = %self.name, plugin = %self.plugin.label(), failures = self.consecutive_failures, error = %e, "plugin call failed; its batch went to the dead-letter output");
+        if self.consecutive_failures >= self.max_failures
+            && let Some(prev) = self.previous.take()
+        {
+            match prev.instantiate() {
+                Ok(instance) => {
+                    let reason = format!("{} consecutive failures; last: {e}", self.consecutive_failures);
+                    tracing::error!(view = %self.name, from = %self.plugin.label(), to = %prev.label(), "rolling back to the previous version: {reason}");
+                    let bad = self.plugin.clone();
+                    self.replace_plugin(prev.clone(), instance, false);
+                    self.rolled_back = Some((bad, prev, reason));
+                    return;
+                }
+                Err(ie) => tracing::error!(view = %self.name, error = %ie, "cannot roll back"),
+            }
+        }
         if self.consecutive_failures >= self.max_failures {
             let reason = format!(
                 "disabled after {} consecutive failures; last: {e}",

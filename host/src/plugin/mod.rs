@@ -7,6 +7,8 @@
 //!   a [`Plugin`], and a sandboxed [`PluginInstance`] to call it.
 //! - [`declaration`]: what a plugin says it is, validated.
 //! - [`codec`]: the packed batch layouts of the contract, host side.
+//! - [`watch`]: hot deploys — watching the plugin directory, validating off
+//!   the hot path.
 //!
 //! Sandbox: no ambient capabilities (no preopened directories, environment,
 //! arguments, network; clocks frozen at zero and randomness seeded
@@ -17,6 +19,7 @@
 pub mod codec;
 pub mod declaration;
 pub mod runtime;
+pub mod watch;
 
 pub use declaration::{Declaration, FieldType, WindowSpec};
 pub use runtime::{Limits, Plugin, PluginEngine, PluginInstance};

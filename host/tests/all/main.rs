@@ -5,6 +5,7 @@
 //! command to run, it is never skipped.
 
 mod golden;
+mod hotswap;
 mod kafka_redis;
 mod sandbox;
 mod services;

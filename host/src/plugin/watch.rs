@@ -1,0 +1,166 @@
+//! Watching the plugin directory: deploy what appears or changes, stop
+//! what disappears.
+//!
+//! File events are debounced (nothing happens until the directory has been
+//! quiet for [`DEBOUNCE`]); only `*.wasm` names count, so the safe way to
+//! deploy is to write `x.wasm.tmp` (or anywhere else) and rename it to
+//! `x.wasm` — a rename is atomic, and a half-written file is never loaded.
+//! Everything expensive — reading, compiling, linking, instantiating,
+//! validating, the dry run — happens here, on the watcher's thread, off the
+//! hot path; the engine only receives a ready [`PluginEvent::Deploy`] and
+//! swaps between two batches.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+
+use super::{Limits, Plugin, PluginEngine, PluginInstance};
+
+/// Quiet time before a burst of file events is acted on.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What the watcher tells the engine.
+pub enum PluginEvent {
+    /// A validated plugin and a fresh instance of it, ready to serve.
+    Deploy {
+        path: PathBuf,
+        plugin: Arc<Plugin>,
+        /// Boxed: an instance (a whole wasmtime store) is large.
+        instance: Box<PluginInstance>,
+        /// When the file change was noticed (for swap latency).
+        noticed: Instant,
+    },
+    /// A file could not be loaded; the running version (if any) stays.
+    Refused { path: PathBuf, reason: String },
+    /// A plugin file was removed: stop its view.
+    Removed { path: PathBuf, view: String },
+}
+
+/// Start watching `dir`. `known` maps the files already loaded to their
+/// (view, content hash), so that an unchanged file is not redeployed.
+pub fn watch(
+    dir: &Path,
+    engine: PluginEngine,
+    limits: Limits,
+    known: BTreeMap<PathBuf, (String, String)>,
+) -> anyhow::Result<Receiver<PluginEvent>> {
+    let (tx, rx) = channel();
+    let (fs_tx, fs_rx) = channel::<notify::Result<notify::Event>>();
+    let mut watcher = notify::recommended_watcher(move |e| {
+        let _ = fs_tx.send(e);
+    })?;
+    watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    let dir = dir.to_path_buf();
+    std::thread::Builder::new().name("plugin-watch".into()).spawn(move || {
+        // The watcher lives as long as this thread.
+        let _watcher = watcher;
+        let mut known = known;
+        // Compiled plugins by content hash: a rollback or an A/B flip back
+        // to a version seen before skips compilation.
+        let mut compiled: std::collections::HashMap<String, Arc<Plugin>> = std::collections::HashMap::new();
+        loop {
+            // Wait for a first event, then until the directory is quiet.
+            let Ok(first) = fs_rx.recv() else { return };
+            let noticed = Instant::now();
+            let mut events = vec![first];
+            while let Ok(e) = fs_rx.recv_timeout(DEBOUNCE) {
+                events.push(e);
+            }
+            drop(events);
+            if !scan(&dir, &engine, limits, &mut known, &mut compiled, &tx, noticed) {
+                return;
+            }
+        }
+    })?;
+    Ok(rx)
+}
+
+/// Compare the directory with what is known; send what changed. Returns
+/// false when the engine is gone.
+fn scan(
+    dir: &Path,
+    engine: &PluginEngine,
+    limits: Limits,
+    known: &mut BTreeMap<PathBuf, (String, String)>,
+    compiled: &mut std::collections::HashMap<String, Arc<Plugin>>,
+    tx: &Sender<PluginEvent>,
+    noticed: Instant,
+) -> bool {
+    let mut present: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+            .collect(),
+        Err(e) => {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot read the plugin directory");
+            return true;
+        }
+    };
+    present.sort();
+    for path in &present {
+        let Ok(bytes) = std::fs::read(path) else { continue };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        if known.get(path).is_some_and(|(_, h)| *h == hash) {
+            continue;
+        }
+        let loaded = match compiled.get(&hash) {
+            Some(p) => Ok(p.clone()),
+            None => engine.load(&bytes, &path.display().to_string(), limits).map(Arc::new),
+        };
+        let event = match loaded {
+            Ok(plugin) => match plugin.instantiate() {
+                Ok(instance) => {
+                    known.insert(path.clone(), (plugin.declaration.view.clone(), hash.clone()));
+                    compiled.insert(hash, plugin.clone());
+                    PluginEvent::Deploy {
+                        path: path.clone(),
+                        plugin,
+                        instance: Box::new(instance),
+                        noticed,
+                    }
+                }
+                Err(e) => PluginEvent::Refused {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            },
+            Err(e) => PluginEvent::Refused {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+        };
+        if tx.send(event).is_err() {
+            return false;
+        }
+    }
+    let gone: Vec<PathBuf> = known.keys().filter(|p| !present.contains(p)).cloned().collect();
+    for path in gone {
+        let (view, _) = known.remove(&path).expect("known");
+        if tx.send(PluginEvent::Removed { path, view }).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Apply one watcher event to an engine; returns the history record.
+pub fn apply(engine: &mut crate::engine::Engine, event: PluginEvent) -> Option<crate::engine::SwapRecord> {
+    match event {
+        PluginEvent::Deploy {
+            plugin,
+            instance,
+            noticed,
+            ..
+        } => {
+            engine.deploy(plugin, *instance, false);
+            Some(engine.annotate_last(&format!("{} ms from the file change", noticed.elapsed().as_millis())))
+        }
+        PluginEvent::Refused { path, reason } => Some(engine.refused(&path.display().to_string(), reason)),
+        PluginEvent::Removed { view, .. } => engine.remove_view(&view),
+    }
+}
