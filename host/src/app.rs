@@ -605,6 +605,21 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         no_api: args.no_api,
     };
     let summary = crate::job::run_job(&config, opts, shutdown)?;
+    let secs = summary.busy.as_secs_f64().max(1e-9);
+    eprintln!(
+        "run: {} events in {:.2} s ({:.0} events/s); checkpoints {} (max pause {:.1} ms, max duration {} ms, max open window parts {}); fire-to-Redis latency {}",
+        summary.events,
+        secs,
+        summary.events as f64 / secs,
+        summary.checkpoints,
+        summary.max_pause.as_secs_f64() * 1000.0,
+        summary.max_checkpoint.as_millis(),
+        summary.max_open_states,
+        summary
+            .fire_to_redis_ms
+            .map(|(p50, p99, max)| format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"))
+            .unwrap_or_else(|| "n/a".into())
+    );
     tracing::info!(events = summary.events, checkpoints = summary.checkpoints, last = ?summary.last_checkpoint, max_pause_ms = summary.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = summary.max_checkpoint.as_millis() as u64, "job stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -55,6 +55,11 @@ pub struct JobSummary {
     pub max_pause: Duration,
     pub last_pause: Duration,
     pub max_checkpoint: Duration,
+    /// From the first event read to the end.
+    pub busy: Duration,
+    /// (p50, p99, max) ms from a window firing to its key acknowledged by Redis.
+    pub fire_to_redis_ms: Option<(f64, f64, f64)>,
+    pub max_open_states: u64,
 }
 
 /// Read a checkpoint into an engine snapshot plus its metadata.
@@ -301,6 +306,7 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     let mut last_idle_check = Instant::now();
     let mut poll_errors = 0u64;
     let mut last_message = Instant::now();
+    let mut first_event: Option<Instant> = None;
     let mut publisher = Publisher {
         status: status.clone(),
         last: Instant::now(),
@@ -319,6 +325,7 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         let started = Instant::now();
         let snap = engine.snapshot()?;
         let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
+        summary.max_open_states = summary.max_open_states.max(open_states);
         let barrier = redis.barrier();
         let pause = started.elapsed();
         summary.max_pause = summary.max_pause.max(pause);
@@ -368,6 +375,8 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             if let Some(h) = in_flight.take() {
                 finish_checkpoint(h, &source, &mut summary)?;
             }
+            summary.busy = first_event.map_or(Duration::ZERO, |t| t.elapsed());
+            summary.fire_to_redis_ms = redis.stats.fire_to_ack_percentiles();
             return Ok(summary);
         }
         match source.poll(Duration::from_millis(50)) {
@@ -384,6 +393,7 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
                 )?;
                 next_offsets.insert(p, o + 1);
                 summary.events += 1;
+                first_event.get_or_insert_with(Instant::now);
                 last_message = Instant::now();
                 if poll_errors > 0 {
                     tracing::info!(errors = poll_errors, "Kafka is back");
@@ -433,6 +443,8 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
     }
     let h = take_checkpoint(&mut engine, &next_offsets, next_id, &mut summary)?;
     finish_checkpoint(h, &source, &mut summary)?;
+    summary.busy = first_event.map_or(Duration::ZERO, |t| t.elapsed());
+    summary.fire_to_redis_ms = redis.stats.fire_to_ack_percentiles();
     Ok(summary)
 }
 

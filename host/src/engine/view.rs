@@ -58,6 +58,8 @@ pub struct View {
     windows: Packed,
     fired: Fired,
     values: Vec<Value>,
+    /// When the oldest window in `fired` fired.
+    fired_at: Option<Instant>,
     consecutive_failures: u32,
     max_failures: u32,
     /// Why the view stopped, if it did.
@@ -96,6 +98,7 @@ impl View {
             windows: Packed::default(),
             fired: Fired::default(),
             values: Vec::new(),
+            fired_at: None,
             consecutive_failures: 0,
             max_failures: 3,
             disabled: None,
@@ -192,6 +195,9 @@ impl View {
             return false;
         }
         self.op.advance(watermark, &mut self.fired);
+        if self.fired_at.is_none() && !self.fired.windows.is_empty() {
+            self.fired_at = Some(Instant::now());
+        }
         self.op.fires_share_slots()
     }
 
@@ -221,6 +227,7 @@ impl View {
             self.op.release(&self.fired.released);
         }
         self.fired.clear();
+        self.fired_at = None;
     }
 
     fn apply_batch(&mut self, dead_letter: &RecordLog, source: &str) {
@@ -324,6 +331,7 @@ impl View {
         }
         self.consecutive_failures = 0;
         let nf = decl.fields.len();
+        let fired_at = self.fired_at.unwrap_or_else(Instant::now);
         self.stats.windows_fired += n as u64;
         records.reserve(n);
         for (i, w) in windows.iter().enumerate() {
@@ -342,6 +350,7 @@ impl View {
                 fields: decl.fields.clone(),
                 values: self.values[i * nf..(i + 1) * nf].to_vec(),
                 ttl_seconds: decl.ttl_seconds,
+                fired_at,
             });
         }
     }

@@ -99,6 +99,8 @@ pub struct FeatureRecord {
     pub fields: Arc<[Field]>,
     pub values: Vec<Value>,
     pub ttl_seconds: u64,
+    /// When the watermark fired the window (for fire-to-store latency).
+    pub fired_at: std::time::Instant,
 }
 
 /// A sink failed. Says whether retrying can help.

@@ -32,6 +32,21 @@ pub struct RedisStats {
     pub queued: AtomicU64,
     /// Write latency histogram: counts of batches at or under each bound.
     pub latency_buckets: [AtomicU64; LATENCY_BOUNDS_MS.len()],
+    /// Fire-to-acknowledged latency of keys, in µs (the first few million).
+    pub fire_to_ack_us: std::sync::Mutex<Vec<u32>>,
+}
+
+impl RedisStats {
+    /// (p50, p99, max) of the fire-to-acknowledged latency, in ms.
+    pub fn fire_to_ack_percentiles(&self) -> Option<(f64, f64, f64)> {
+        let mut v = self.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        Some((at(0.5), at(0.99), at(1.0)))
+    }
 }
 
 /// Upper bounds (ms) of the write-latency histogram buckets.
@@ -173,6 +188,15 @@ fn write_with_retry(
                     .position(|&u| ms <= u)
                     .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
                 stats.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
+                let mut samples = stats.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
+                if samples.len() < 4_000_000 {
+                    let now = Instant::now();
+                    samples.extend(
+                        records
+                            .iter()
+                            .map(|r| now.duration_since(r.fired_at).as_micros().min(u32::MAX as u128) as u32),
+                    );
+                }
                 return;
             }
             Err(e) => {
