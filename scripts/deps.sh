@@ -28,6 +28,8 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v unzip >/dev/null || need+=(unzip)
 command -v make >/dev/null || need+=(make)
+# Headless Chromium for the dashboard test.
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 mkdir -p "$TOOLS"

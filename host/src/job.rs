@@ -206,6 +206,14 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             ApiState {
                 status: status.clone(),
                 redis: redis.stats.clone(),
+                admin: (!config.api.token.is_empty()).then(|| {
+                    Arc::new(crate::api::Admin {
+                        token: config.api.token.clone(),
+                        plugins_dir: std::path::PathBuf::from(&config.plugins.dir),
+                        engine: plugin_engine.clone(),
+                        limits: limits(config),
+                    })
+                }),
             },
         )?;
     }

@@ -70,6 +70,18 @@ pub struct Status {
 pub struct ApiState {
     pub status: Arc<Mutex<Status>>,
     pub redis: Arc<RedisStats>,
+    /// Deploys through the API: `None` = the mutating endpoints are off.
+    pub admin: Option<Arc<Admin>>,
+}
+
+/// What the mutating endpoints need. They never touch the engine: an
+/// upload is validated here, then renamed into the plugin directory, where
+/// the watcher deploys it like any other file.
+pub struct Admin {
+    pub token: String,
+    pub plugins_dir: std::path::PathBuf,
+    pub engine: crate::plugin::PluginEngine,
+    pub limits: crate::plugin::Limits,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -83,6 +95,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/checkpoints", get(checkpoints))
         .route("/api/plugins", get(plugins))
         .route("/api/plugins/history", get(history))
+        .route("/api/plugins/{name}", axum::routing::put(upload).delete(remove))
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(state)
 }
 
@@ -148,6 +162,103 @@ async fn checkpoints(State(state): State<ApiState>) -> Json<Vec<CheckpointMeta>>
 
 async fn plugins(State(state): State<ApiState>) -> Json<Vec<ViewStatus>> {
     Json(snapshot(&state).views)
+}
+
+fn authorize(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<Arc<Admin>, (StatusCode, &'static str)> {
+    let Some(admin) = state.admin.clone() else {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the mutating endpoints are off: set api.token (or FEATHERFLOW_API_TOKEN)\n",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(admin.token.as_str()) {
+        return Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"));
+    }
+    Ok(admin)
+}
+
+fn plugin_file(admin: &Admin, name: &str) -> Result<std::path::PathBuf, (StatusCode, &'static str)> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "plugin names are 1-100 characters of [A-Za-z0-9_-]\n",
+        ));
+    }
+    Ok(admin.plugins_dir.join(format!("{name}.wasm")))
+}
+
+/// `PUT /api/plugins/{name}` with the component as the body: validated
+/// now (422 with the reason if refused), then deployed by the watcher.
+async fn upload(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let path = match plugin_file(&admin, &name) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    let checked = {
+        let admin = admin.clone();
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || admin.engine.load(&body, &format!("upload {name}"), admin.limits)).await
+    };
+    let plugin = match checked {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    // Write beside, then rename: the watcher never sees a partial file.
+    let tmp = path.with_extension("wasm.upload");
+    if let Err(e) = std::fs::write(&tmp, &body).and_then(|_| std::fs::rename(&tmp, &path)) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write {}: {e}\n", path.display()),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"file": path.display().to_string(), "view": plugin.declaration.view, "version": plugin.declaration.version, "sha256": plugin.hash})),
+    )
+        .into_response()
+}
+
+/// `DELETE /api/plugins/{name}`: remove the file; the watcher stops the view.
+async fn remove(
+    State(state): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let admin = match authorize(&state, &headers) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    let path = match plugin_file(&admin, &name) {
+        Ok(p) => p,
+        Err(r) => return r.into_response(),
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => (StatusCode::ACCEPTED, format!("removed {}\n", path.display())).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (StatusCode::NOT_FOUND, format!("no {}\n", path.display())).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn history(State(state): State<ApiState>) -> Json<Vec<crate::engine::SwapRecord>> {
@@ -346,6 +457,7 @@ mod tests {
         ApiState {
             status: Arc::new(Mutex::new(s)),
             redis: Arc::new(RedisStats::default()),
+            admin: None,
         }
     }
 
@@ -390,5 +502,18 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("<title>featherflow</title>"));
         assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn mutating_endpoints_are_off_without_a_token() {
+        let resp = router(state())
+            .oneshot(
+                axum::http::Request::delete("/api/plugins/x")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     }
 }

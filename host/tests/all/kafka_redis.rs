@@ -294,10 +294,174 @@ fn damaged_or_missing_checkpoint_is_a_clear_error() {
 /// A plain HTTP/1.0 GET on loopback; returns status line, headers and body.
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("API reachable");
+    let mut stream = connect(port);
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut out = String::new();
     stream.read_to_string(&mut out).unwrap();
     out
+}
+
+/// The dashboard in real headless Chromium, against a running engine: it
+/// loads, shows live numbers, logs no console errors. The screenshot is kept
+/// in target/test-artifacts/ as a test artifact.
+#[test]
+fn dashboard_shows_live_numbers_in_headless_chromium() {
+    let s = setup(50_000, 500, false);
+    let config = s.config("500ms");
+    let child = Running(s.run(&config, &[]));
+    // Wait until the engine has read events and taken a checkpoint.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let overview = http_get(s.api_port, "/api/overview");
+        if overview.contains("\"records_read\":50000") && http_get(s.api_port, "/api/checkpoints").contains("\"id\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "engine did not catch up: {overview}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let artifacts = crate::root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{}/", s.api_port);
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--virtual-time-budget=5000",
+                "--window-size=1400,1000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("chromium is not installed: run scripts/deps.sh")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let html = String::from_utf8_lossy(&dom.stdout);
+    let log = String::from_utf8_lossy(&dom.stderr);
+    assert!(
+        html.contains("id=\"kpi-recordsread\">50000<"),
+        "live record count in the page:\n{html}"
+    );
+    assert!(
+        html.contains("user_features") && html.contains("session_features"),
+        "plugins listed"
+    );
+    assert!(
+        html.contains("<td>0</td>") || html.contains("<td>1</td>"),
+        "partition rows rendered:\n{html}"
+    );
+    for bad in ["Uncaught", "CONSOLE("] {
+        assert!(!log.contains(bad), "console error ({bad}):\n{log}");
+    }
+    assert!(
+        !html.contains("id=\"updated\">engine unreachable"),
+        "the page reached the API:\n{html}"
+    );
+    let shot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(out.status.success());
+    assert!(
+        std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false),
+        "screenshot written"
+    );
+    drop(child);
+}
+
+fn http_send(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = connect(port);
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\n{auth}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Deploys through the admin API: bearer token required, uploads validated
+/// before they reach the plugin directory, then hot-swapped by the watcher.
+#[test]
+fn admin_api_deploys_with_a_token_and_refuses_bad_plugins() {
+    let s = setup(2_000, 50, true);
+    let config = s.config("30s");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("token = \"s3cret\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut child = Running(s.run(&config, &[]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(s.api_port, "/api/overview").contains("\"records_read\":2000") {
+        assert!(Instant::now() < deadline, "engine did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v2 = std::fs::read(crate::guest("v2-user-activity")).unwrap();
+    assert!(http_send(s.api_port, "PUT", "/api/plugins/user-activity", None, &v2).contains("401"));
+    assert!(http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("wrong"), &v2).contains("401"));
+    let bad = std::fs::read(crate::guest("wrong-world")).unwrap();
+    let refused = http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("s3cret"), &bad);
+    assert!(
+        refused.contains("422") && refused.contains("featherflow:plugin/feature"),
+        "{refused}"
+    );
+    let ok = http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("s3cret"), &v2);
+    assert!(ok.contains("202") && ok.contains("2.0.0"), "{ok}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = http_get(s.api_port, "/api/plugins/history");
+        if h.contains("\"outcome\":\"swapped\"")
+            && http_get(s.api_port, "/api/plugins").contains("\"version\":\"2.0.0\"")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload was not deployed: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    services::signal(child.0.id(), "TERM");
+    let _ = child.0.wait();
+    let (history, _) = run_ok(featherflow().args(["plugin", "history", "--config"]).arg(&config));
+    assert!(
+        history.contains("swapped") && history.contains("user_features@2.0.0"),
+        "{history}"
+    );
+}
+
+/// Connect to the engine's API, waiting (up to 15 s) for it to listen.
+fn connect(port: u16) -> std::net::TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => return s,
+            Err(e) => assert!(Instant::now() < deadline, "API on {port} not reachable: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A running engine, killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
