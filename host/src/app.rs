@@ -95,8 +95,24 @@ pub struct ProduceArgs {
     pub disorder_seconds: f64,
     #[arg(long, default_value_t = 0.0)]
     pub malformed: f64,
+    /// Fraction of events out of order (by up to --disorder-seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub out_of_order: f64,
+    /// Fraction of late events (stamped 30 minutes in the past).
+    #[arg(long, default_value_t = 0.0)]
+    pub late: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Stop after this long (e.g. 10m), whatever --count says.
+    #[arg(long)]
+    pub duration: Option<humantime::Duration>,
+    /// Also write every produced line to this file (JSON lines).
+    #[arg(long)]
+    pub to_file: Option<String>,
+    /// A fixed scenario instead of random events: `sessions` reproduces the
+    /// Flink project's notebook checks and prints the Redis keys to look at.
+    #[arg(long)]
+    pub scenario: Option<String>,
     /// One message per produce batch (exact high watermarks on tansu; slow).
     #[arg(long)]
     pub exact: bool,
@@ -220,6 +236,12 @@ pub struct GenArgs {
     /// Fraction of malformed lines.
     #[arg(long, default_value_t = 0.0)]
     pub malformed: f64,
+    /// Fraction of events that are out of order (by up to --disorder-seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub out_of_order: f64,
+    /// Fraction of late events: stamped 30 minutes in the past.
+    #[arg(long, default_value_t = 0.0)]
+    pub late: f64,
     #[arg(long, default_value = "-")]
     pub out: String,
 }

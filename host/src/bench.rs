@@ -126,10 +126,19 @@ pub fn generate_lines(args: &GenArgs, mut emit: impl FnMut(&str) -> anyhow::Resu
             _ => 6,
         };
         let t = if frac == 0 { base - base.rem_euclid(1000) } else { base };
-        let delay = if disorder_ms > 0 {
+        let mut delay = if disorder_ms > 0 {
             rng.below(disorder_ms as u64) as i64
         } else {
             0
+        };
+        // Extra draws only when asked for, so default logs never change.
+        if args.out_of_order < 1.0 && rng.next_f64() >= args.out_of_order {
+            delay = 0;
+        }
+        let stamped = if args.late > 0.0 && rng.next_f64() < args.late {
+            t - 1_800_000
+        } else {
+            t
         };
         let user = rng.below(args.users) + 1;
         let ty = match rng.below(100) {
@@ -143,7 +152,7 @@ pub fn generate_lines(args: &GenArgs, mut emit: impl FnMut(&str) -> anyhow::Resu
             line.push_str("{\"event_time\": \"not a time\", \"event_type\": \"view\"}");
         } else {
             line.push_str("{\"event_time\": \"");
-            format_time(t, micros, frac, &mut line);
+            format_time(stamped, micros, frac, &mut line);
             use std::fmt::Write as _;
             let _ = write!(
                 line,
@@ -288,6 +297,8 @@ mod tests {
                 disorder_seconds: 3.0,
                 seed: 7,
                 malformed: 0.0,
+                out_of_order: 1.0,
+                late: 0.0,
                 out: out.clone(),
             };
             assert_eq!(generate(&args).unwrap(), 5_000);

@@ -27,7 +27,22 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     let cfg = ParserConfig::default();
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut copy = match &args.to_file {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("--to-file {p}"))?,
+        )),
+        None => None,
+    };
+    let deadline = args.duration.map(|d| started + *d);
+    let mut last_progress = Instant::now();
     let mut send = |line: &str| -> anyhow::Result<()> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Stop.into());
+        }
+        if let Some(f) = copy.as_mut() {
+            use std::io::Write;
+            writeln!(f, "{line}")?;
+        }
         let key = parse_event(line.as_bytes(), &cfg).ok().map(|e| e.user_id.into_owned());
         let mut record = BaseRecord::<str, str>::to(&args.topic).payload(line);
         if let Some(k) = &key {
@@ -54,24 +69,35 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
                 std::thread::sleep(wait);
             }
         }
-        if sent.is_multiple_of(100_000) {
-            eprintln!(
-                "produced {sent} events ({:.0}/s)",
+        // A progress line with the rate, once a second.
+        if sent.is_multiple_of(1024) && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            eprint!(
+                "\rproduced {sent} events ({:.0}/s)   ",
                 sent as f64 / started.elapsed().as_secs_f64()
             );
         }
         Ok(())
     };
-    match &args.from_file {
-        Some(path) => {
-            crate::source::file::for_each_line(path, |_, raw| send(&String::from_utf8_lossy(raw))).map_err(
-                |e| match e {
-                    crate::source::file::FileError::Handler(e) => e,
-                    crate::source::file::FileError::Io { path, source } => anyhow::anyhow!("{path}: {source}"),
-                },
-            )?;
+    let result = match (&args.scenario, &args.from_file) {
+        (Some(name), _) => {
+            let (lines, keys) = scenario(name)?;
+            let r = lines.iter().try_for_each(|l| send(l));
+            eprintln!(
+                "scenario {name}: look at\n{}",
+                keys.iter()
+                    .map(|k| format!("  redis-cli hgetall {k}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            r
         }
-        None => {
+        (None, Some(path)) => crate::source::file::for_each_line(path, |_, raw| send(&String::from_utf8_lossy(raw)))
+            .map_err(|e| match e {
+                crate::source::file::FileError::Handler(e) => e,
+                crate::source::file::FileError::Io { path, source } => anyhow::anyhow!("{path}: {source}"),
+            }),
+        (None, None) => {
             let g = GenArgs {
                 events: args.count,
                 users: args.users,
@@ -79,10 +105,16 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
                 disorder_seconds: args.disorder_seconds,
                 seed: args.seed,
                 malformed: args.malformed,
+                out_of_order: args.out_of_order,
+                late: args.late,
                 out: String::new(),
             };
-            crate::bench::generate_lines(&g, &mut send)?;
+            crate::bench::generate_lines(&g, &mut send).map(|_| ())
         }
+    };
+    match result {
+        Err(e) if e.is::<Stop>() => eprintln!("\n--duration reached"),
+        other => other?,
     }
     producer
         .flush(Duration::from_secs(60))
@@ -93,4 +125,53 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         started.elapsed().as_secs_f64()
     );
     Ok(sent)
+}
+
+/// `--duration` ran out.
+#[derive(Debug)]
+struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("duration reached")
+    }
+}
+
+impl std::error::Error for Stop {}
+
+/// Fixed scenarios: (lines, Redis keys to look at).
+fn scenario(name: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    anyhow::ensure!(name == "sessions", "unknown --scenario {name:?} (known: sessions)");
+    // The notebook's checks, at 2024-01-01T10:00 UTC: user 111 has a
+    // 5-minute session (3 views, 1 cart, 1 purchase), 222 two views, 333
+    // one purchase; user 999 an hour later moves the watermark past every
+    // window so that all of them fire.
+    let at = |min: i64, sec: i64| crate::bench::START_MS + 10 * 3_600_000 + min * 60_000 + sec * 1000;
+    let ev = |t: i64, ty: &str, user: &str, price: f64| {
+        let mut s = String::from("{\"event_time\": \"");
+        crate::bench::format_time(t, 0, 0, &mut s);
+        s.push_str(&format!(
+            "\", \"event_type\": \"{ty}\", \"user_id\": \"{user}\", \"price\": {price:?}}}"
+        ));
+        s
+    };
+    let lines = vec![
+        ev(at(0, 0), "view", "111", 10.0),
+        ev(at(1, 0), "view", "111", 20.0),
+        ev(at(2, 0), "cart", "111", 20.0),
+        ev(at(3, 0), "view", "222", 5.0),
+        ev(at(4, 0), "view", "111", 30.0),
+        ev(at(4, 30), "view", "222", 7.0),
+        ev(at(5, 0), "purchase", "111", 20.0),
+        ev(at(5, 0), "purchase", "333", 99.0),
+        ev(at(80, 0), "view", "999", 1.0),
+    ];
+    let keys = vec![
+        "user_features:111".to_string(),
+        "user_features:222".to_string(),
+        "user_features:333".to_string(),
+        format!("session_features:111:{}", at(0, 0)),
+        format!("session_features:222:{}", at(3, 0)),
+    ];
+    Ok((lines, keys))
 }
