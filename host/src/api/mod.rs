@@ -95,6 +95,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/checkpoints", get(checkpoints))
         .route("/api/plugins", get(plugins))
         .route("/api/plugins/history", get(history))
+        .route("/api/bad-records", get(bad_records))
         .route("/api/plugins/{name}", axum::routing::put(upload).delete(remove))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(state)
@@ -261,6 +262,10 @@ async fn remove(
     }
 }
 
+async fn bad_records(State(state): State<ApiState>) -> Json<Vec<crate::engine::BadSample>> {
+    Json(snapshot(&state).engine.recent_bad.into_iter().collect())
+}
+
 async fn history(State(state): State<ApiState>) -> Json<Vec<crate::engine::SwapRecord>> {
     Json(snapshot(&state).history)
 }
@@ -284,6 +289,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     metric("plugin_errors_total", "counter", "Failed plugin calls per view.");
     metric("plugin_calls_total", "counter", "Plugin calls per view.");
     metric("plugin_seconds_total", "counter", "Time in plugin calls per view.");
+    metric(
+        "plugin_call_seconds",
+        "histogram",
+        "Plugin call (batch) latency per view.",
+    );
     metric(
         "dead_lettered_total",
         "counter",
@@ -344,6 +354,25 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         let _ = writeln!(o, "featherflow_dead_lettered_total{{{l}}} {}", st.dead_lettered);
         let _ = writeln!(o, "featherflow_view_disabled{{{l}}} {}", v.disabled.is_some() as u8);
         let _ = writeln!(o, "featherflow_open_states{{{l}}} {}", v.open_states);
+        let mut cumulative = 0;
+        for (i, bound) in crate::engine::PLUGIN_LATENCY_BOUNDS_US.iter().enumerate() {
+            cumulative += st.plugin_latency_buckets[i];
+            let le = if bound.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                format!("{}", bound / 1e6)
+            };
+            let _ = writeln!(
+                o,
+                "featherflow_plugin_call_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "featherflow_plugin_call_seconds_sum{{{l}}} {}",
+            st.plugin_nanos as f64 / 1e9
+        );
+        let _ = writeln!(o, "featherflow_plugin_call_seconds_count{{{l}}} {}", st.plugin_calls);
     }
     let _ = writeln!(o, "featherflow_watermark_ms{{partition=\"all\"}} {}", s.watermark);
     for p in &s.partitions {
@@ -450,6 +479,12 @@ mod tests {
         };
         s.engine.records_read = 7;
         s.engine.bad_by_reason.insert("not_json", 2);
+        s.engine.recent_bad.push_back(crate::engine::BadSample {
+            reason: "not_json",
+            partition: 3,
+            offset: 17,
+            raw: "not json at all".into(),
+        });
         s.views.push(ViewStatus {
             view: "user_features".into(),
             ..ViewStatus::default()
@@ -488,6 +523,10 @@ mod tests {
             body.contains("featherflow_redis_write_seconds_bucket{le=\"+Inf\"} 0"),
             "{body}"
         );
+        assert!(
+            body.contains("featherflow_plugin_call_seconds_bucket{view=\"user_features\",le=\"+Inf\"} 0"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -495,6 +534,12 @@ mod tests {
         assert_eq!(get("/health/live").await, (StatusCode::OK, "ok".into()));
         let (code, body) = get("/health/ready").await;
         assert_eq!(code, StatusCode::OK, "{body}");
+        let (code, body) = get("/api/bad-records").await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            body.contains("\"offset\":17") && body.contains("not json at all"),
+            "{body}"
+        );
         let (code, body) = get("/api/plugins").await;
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("user_features"));

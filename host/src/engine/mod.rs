@@ -19,7 +19,7 @@
 
 mod view;
 
-pub use view::{View, ViewStats};
+pub use view::{PLUGIN_LATENCY_BOUNDS_US, View, ViewStats};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -136,6 +136,18 @@ pub struct Stats {
     pub bad_records: u64,
     pub bad_by_reason: BTreeMap<&'static str, u64>,
     pub windows_fired: u64,
+    /// The last few bad records (newest last), for the dashboard.
+    pub recent_bad: std::collections::VecDeque<BadSample>,
+}
+
+/// One bad record, as the dashboard shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BadSample {
+    pub reason: &'static str,
+    pub partition: u32,
+    pub offset: u64,
+    /// The record, cut to 200 characters.
+    pub raw: String,
 }
 
 pub struct Engine {
@@ -422,6 +434,15 @@ impl Engine {
                     self.bad_logged += 1;
                     tracing::warn!(source = %self.source, partition = pos.partition, offset = pos.offset, reason = reason.as_str(), "bad record: {reason}");
                 }
+                if self.stats.recent_bad.len() >= 20 {
+                    self.stats.recent_bad.pop_front();
+                }
+                self.stats.recent_bad.push_back(BadSample {
+                    reason: reason.as_str(),
+                    partition: pos.partition,
+                    offset: pos.offset,
+                    raw: String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned(),
+                });
                 let message = reason.to_string();
                 self.dead_letter.write(
                     reason.as_str(),

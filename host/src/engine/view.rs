@@ -27,6 +27,36 @@ pub struct ViewStats {
     pub plugin_nanos: u64,
     /// Events and windows sent to the dead-letter log after a plugin failure.
     pub dead_lettered: u64,
+    /// Plugin call latency histogram: calls at or under each bound of
+    /// [`PLUGIN_LATENCY_BOUNDS_US`] (not cumulative).
+    pub plugin_latency_buckets: [u64; PLUGIN_LATENCY_BOUNDS_US.len()],
+}
+
+/// Upper bounds (µs) of the plugin call latency histogram.
+pub const PLUGIN_LATENCY_BOUNDS_US: [f64; 9] = [
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    5000.0,
+    25000.0,
+    100000.0,
+    f64::INFINITY,
+];
+
+impl ViewStats {
+    fn record_call(&mut self, took: std::time::Duration) {
+        let ns = took.as_nanos() as u64;
+        self.plugin_nanos += ns;
+        self.plugin_calls += 1;
+        let us = ns as f64 / 1000.0;
+        let b = PLUGIN_LATENCY_BOUNDS_US
+            .iter()
+            .position(|&u| us <= u)
+            .unwrap_or(PLUGIN_LATENCY_BOUNDS_US.len() - 1);
+        self.plugin_latency_buckets[b] += 1;
+    }
 }
 
 /// One state and its batch bookkeeping, side by side: the hot path touches
@@ -246,8 +276,7 @@ impl View {
                 a.clear();
                 a.extend_from_slice(state);
             });
-        self.stats.plugin_nanos += started.elapsed().as_nanos() as u64;
-        self.stats.plugin_calls += 1;
+        self.stats.record_call(started.elapsed());
         self.stats.batches += 1;
         if let Err(e) = result {
             self.dead_letter_events(&e, dead_letter, source);
@@ -306,8 +335,7 @@ impl View {
         let result = self
             .instance
             .finish(self.windows.bytes(), n, &decl.fields, &mut self.values);
-        self.stats.plugin_nanos += started.elapsed().as_nanos() as u64;
-        self.stats.plugin_calls += 1;
+        self.stats.record_call(started.elapsed());
         if let Err(e) = result {
             for w in windows {
                 let entity = keys.name(w.key);
