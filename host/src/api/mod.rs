@@ -197,21 +197,40 @@ fn plugin_file(admin: &Admin, name: &str) -> Result<std::path::PathBuf, (StatusC
     Ok(admin.plugins_dir.join(format!("{name}.wasm")))
 }
 
-/// `PUT /api/plugins/{name}` with the component as the body: validated
-/// now (422 with the reason if refused), then deployed by the watcher.
+/// The admin behind a valid token and the file `name` deploys to, or the
+/// response that refuses the request.
+fn authorized_file(
+    state: &ApiState,
+    headers: &axum::http::HeaderMap,
+    name: &str,
+) -> Result<(Arc<Admin>, std::path::PathBuf), Response> {
+    let admin = authorize(state, headers).map_err(IntoResponse::into_response)?;
+    let path = plugin_file(&admin, name).map_err(IntoResponse::into_response)?;
+    Ok((admin, path))
+}
+
+/// Query of `PUT /api/plugins/{name}`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DeployQuery {
+    /// Drop the view's state with this deploy (a new state version without
+    /// a migration, or a changed window).
+    #[serde(default)]
+    reset: bool,
+}
+
+/// `PUT /api/plugins/{name}[?reset=true]` with the component as the body:
+/// validated now (422 with the reason if refused), then deployed by the
+/// watcher.
 async fn upload(
     State(state): State<ApiState>,
     axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<DeployQuery>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let admin = match authorize(&state, &headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let path = match plugin_file(&admin, &name) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
+    let (admin, path) = match authorized_file(&state, &headers, &name) {
+        Ok(ok) => ok,
+        Err(r) => return r,
     };
     let checked = {
         let admin = admin.clone();
@@ -223,9 +242,19 @@ async fn upload(
         Ok(Err(e)) => return (StatusCode::UNPROCESSABLE_ENTITY, format!("{e}\n")).into_response(),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
+    // The reset marker first, so that the watcher sees both together.
+    let marker = crate::plugin::watch::reset_marker(&path);
+    let written = if query.reset {
+        std::fs::write(&marker, b"")
+    } else {
+        Ok(())
+    };
     // Write beside, then rename: the watcher never sees a partial file.
     let tmp = path.with_extension("wasm.upload");
-    if let Err(e) = std::fs::write(&tmp, &body).and_then(|_| std::fs::rename(&tmp, &path)) {
+    if let Err(e) = written
+        .and_then(|_| std::fs::write(&tmp, &body))
+        .and_then(|_| std::fs::rename(&tmp, &path))
+    {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot write {}: {e}\n", path.display()),
@@ -234,7 +263,7 @@ async fn upload(
     }
     (
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"file": path.display().to_string(), "view": plugin.declaration.view, "version": plugin.declaration.version, "sha256": plugin.hash})),
+        Json(serde_json::json!({"file": path.display().to_string(), "view": plugin.declaration.view, "version": plugin.declaration.version, "sha256": plugin.hash, "reset": query.reset})),
     )
         .into_response()
 }
@@ -245,13 +274,9 @@ async fn remove(
     axum::extract::Path(name): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let admin = match authorize(&state, &headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
-    let path = match plugin_file(&admin, &name) {
-        Ok(p) => p,
-        Err(r) => return r.into_response(),
+    let (_, path) = match authorized_file(&state, &headers, &name) {
+        Ok(ok) => ok,
+        Err(r) => return r,
     };
     match std::fs::remove_file(&path) {
         Ok(()) => (StatusCode::ACCEPTED, format!("removed {}\n", path.display())).into_response(),

@@ -5,6 +5,11 @@
 //! quiet for [`DEBOUNCE`]); only `*.wasm` names count, so the safe way to
 //! deploy is to write `x.wasm.tmp` (or anywhere else) and rename it to
 //! `x.wasm` — a rename is atomic, and a half-written file is never loaded.
+//!
+//! A deploy that should drop the view's state (a new state version without a
+//! migration, or a changed window) asks for it explicitly: a file `x.reset`
+//! beside `x.wasm` when the new `x.wasm` arrives. The marker is consumed by
+//! that deploy.
 //! Everything expensive — reading, compiling, linking, instantiating,
 //! validating, the dry run — happens here, on the watcher's thread, off the
 //! hot path; the engine only receives a ready [`PluginEvent::Deploy`] and
@@ -34,6 +39,8 @@ pub enum PluginEvent {
         instance: Box<PluginInstance>,
         /// When the file change was noticed (for swap latency).
         noticed: Instant,
+        /// Drop the view's state (an `x.reset` marker was present).
+        reset: bool,
     },
     /// A file could not be loaded; the running version (if any) stays.
     Refused { path: PathBuf, reason: String },
@@ -105,8 +112,14 @@ fn scan(
     for path in &present {
         let Ok(bytes) = std::fs::read(path) else { continue };
         let hash = hex::encode(Sha256::digest(&bytes));
-        if known.get(path).is_some_and(|(_, h)| *h == hash) {
+        let marker = reset_marker(path);
+        let reset = marker.is_file();
+        if known.get(path).is_some_and(|(_, h)| *h == hash) && !reset {
             continue;
+        }
+        if reset {
+            // Consumed by this deploy, whatever its outcome.
+            let _ = std::fs::remove_file(&marker);
         }
         let loaded = match compiled.get(&hash) {
             Some(p) => Ok(p.clone()),
@@ -122,6 +135,7 @@ fn scan(
                         plugin,
                         instance: Box::new(instance),
                         noticed,
+                        reset,
                     }
                 }
                 Err(e) => PluginEvent::Refused {
@@ -148,6 +162,11 @@ fn scan(
     true
 }
 
+/// The file beside `x.wasm` that asks its next deploy to reset the view.
+pub fn reset_marker(wasm: &Path) -> PathBuf {
+    wasm.with_extension("reset")
+}
+
 /// Apply one watcher event to an engine; returns the history record.
 pub fn apply(engine: &mut crate::engine::Engine, event: PluginEvent) -> Option<crate::engine::SwapRecord> {
     match event {
@@ -155,9 +174,10 @@ pub fn apply(engine: &mut crate::engine::Engine, event: PluginEvent) -> Option<c
             plugin,
             instance,
             noticed,
+            reset,
             ..
         } => {
-            engine.deploy(plugin, *instance, false);
+            engine.deploy(plugin, *instance, reset);
             Some(engine.annotate_last(&format!("{} ms from the file change", noticed.elapsed().as_millis())))
         }
         PluginEvent::Refused { path, reason } => Some(engine.refused(&path.display().to_string(), reason)),

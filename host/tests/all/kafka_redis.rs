@@ -22,6 +22,13 @@ struct Setup {
 /// Services, a generated event log produced to a 4-partition topic, and
 /// the reference: `featherflow replay` of the same log into Redis db 1.
 fn setup(events: u64, users: u64, exact: bool) -> Setup {
+    let s = setup_unproduced(events, users);
+    s.produce(&s.events, exact);
+    s
+}
+
+/// [`setup`] without producing the log (the test produces it in parts).
+fn setup_unproduced(events: u64, users: u64) -> Setup {
     let redis = services::redis();
     let broker = services::tansu(4);
     let dir = tempfile::tempdir().unwrap();
@@ -45,43 +52,53 @@ fn setup(events: u64, users: u64, exact: bool) -> Setup {
             ])
             .arg(&log),
     );
-    let mut produce = featherflow();
-    produce
-        .args([
-            "produce",
-            "--brokers",
-            &format!("127.0.0.1:{}", broker.port),
-            "--from-file",
-        ])
-        .arg(&log);
-    if exact {
-        produce.arg("--exact");
-    }
-    run_ok(&mut produce);
-    run_ok(
-        featherflow()
-            .args(["replay", "--events"])
-            .arg(&log)
-            .arg("--plugins")
-            .arg(plugins.path())
-            .args([
-                "--redis",
-                &format!("redis://127.0.0.1:{}/1", redis.port),
-                "--dead-letter",
-                "",
-            ]),
-    );
-    Setup {
+    let s = Setup {
         api_port: services::free_port(),
         redis,
         broker,
         dir,
         plugins,
         events: log,
-    }
+    };
+    s.replay_into(s.plugins.path(), 1);
+    s
 }
 
 impl Setup {
+    /// Produce the events of `file` to the topic.
+    fn produce(&self, file: &Path, exact: bool) {
+        let mut produce = featherflow();
+        produce
+            .args([
+                "produce",
+                "--brokers",
+                &format!("127.0.0.1:{}", self.broker.port),
+                "--from-file",
+            ])
+            .arg(file);
+        if exact {
+            produce.arg("--exact");
+        }
+        run_ok(&mut produce);
+    }
+
+    /// `featherflow replay` of the whole log with `plugins` into Redis `db`.
+    fn replay_into(&self, plugins: &Path, db: u32) {
+        run_ok(
+            featherflow()
+                .args(["replay", "--events"])
+                .arg(&self.events)
+                .arg("--plugins")
+                .arg(plugins)
+                .args([
+                    "--redis",
+                    &format!("redis://127.0.0.1:{}/{db}", self.redis.port),
+                    "--dead-letter",
+                    "",
+                ]),
+        );
+    }
+
     fn config(&self, interval: &str) -> std::path::PathBuf {
         let path = self.dir.path().join("featherflow.toml");
         std::fs::write(
@@ -120,18 +137,58 @@ impl Setup {
     }
 
     fn checkpoint_ids(&self, config: &Path) -> Vec<u64> {
+        self.checkpoints(config)
+            .iter()
+            .map(|m| m["id"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// `featherflow checkpoints list --json`, oldest first.
+    fn checkpoints(&self, config: &Path) -> Vec<serde_json::Value> {
         let (out, _) = run_ok(
             featherflow()
                 .args(["checkpoints", "list", "--json", "--config"])
                 .arg(config),
         );
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["id"].as_u64().unwrap())
-            .collect()
+        v.as_array().unwrap().clone()
     }
+}
+
+/// Events a checkpoint had read: the sum of its next offsets.
+fn events_read(meta: &serde_json::Value) -> i64 {
+    meta["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[1].as_i64().unwrap())
+        .sum()
+}
+
+/// The content hash a checkpoint records for `view`'s plugin.
+fn plugin_hash(meta: &serde_json::Value, view: &str) -> String {
+    meta["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["view"] == view)
+        .map(|p| p["hash"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no {view} in {meta}"))
+}
+
+/// The content hash of the plugin serving `view`, from `/api/plugins`.
+fn serving_hash(port: u16, view: &str) -> String {
+    let response = http_get(port, "/api/plugins");
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let plugins: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"));
+    plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["view"] == view)
+        .and_then(|p| p["hash"].as_str())
+        .unwrap_or_else(|| panic!("no {view} in {body}"))
+        .to_string()
 }
 
 fn wait_ok(mut child: Child, limit: Duration) {
@@ -183,20 +240,7 @@ fn sigkill_at_random_moments_then_restart_is_exact() {
         let mut child = child;
         let _ = child.wait();
         // Did the kill land before the stream was fully read?
-        let (out, _) = run_ok(
-            featherflow()
-                .args(["checkpoints", "list", "--json", "--config"])
-                .arg(&config),
-        );
-        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let read: i64 = list.as_array().unwrap().last().map_or(0, |m| {
-            m["offsets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|o| o[1].as_i64().unwrap())
-                .sum()
-        });
+        let read = s.checkpoints(&config).last().map_or(0, events_read);
         if read < 300_000 {
             interrupted += 1;
         }
@@ -272,6 +316,102 @@ fn restore_an_older_checkpoint_converges() {
         Duration::from_secs(120),
     );
     assert_same(&s.reference(), &s.actual());
+}
+
+/// Hot swap under `run`, with crashes: half the log is consumed under v1,
+/// v2 (same state, average + 1000) is renamed into the plugin directory,
+/// the rest is produced, and the engine is SIGKILLed mid-stream and
+/// restarted. The restarted engine continues with v2 on the checkpointed
+/// states, whichever version wrote the checkpoint it restored: every key's
+/// last window (fired after the swap) holds v2's values, exactly what a
+/// replay of the whole log with v2 writes, and no key is missing or extra.
+#[test]
+fn hot_swap_then_sigkill_resumes_with_the_new_version() {
+    let s = setup_unproduced(240_000, 2_000);
+    let lines: Vec<String> = std::fs::read_to_string(&s.events)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let half = lines.len() / 2;
+    let (first, second) = (s.dir.path().join("first.jsonl"), s.dir.path().join("second.jsonl"));
+    std::fs::write(&first, lines[..half].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[half..].join("\n") + "\n").unwrap();
+    // The reference with v2: what every key's last window must hold.
+    let v2_dir = plugin_dir(&["session-stats"]);
+    std::fs::copy(
+        crate::guest("v2-user-activity"),
+        v2_dir.path().join("user-activity.wasm"),
+    )
+    .unwrap();
+    s.replay_into(v2_dir.path(), 2);
+    let (reference_v1, reference_v2) = (s.reference(), services::dump(s.redis.port, 2));
+    assert!(
+        reference_v1.len() == reference_v2.len() && reference_v1 != reference_v2,
+        "v1 and v2 must write the same keys with distinguishable values"
+    );
+
+    let config = s.config("150ms");
+    s.produce(&first, true);
+    let mut child = Running(s.run(&config, &[]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get(s.api_port, "/api/overview").contains(&format!("\"records_read\":{half}")) {
+        assert!(Instant::now() < deadline, "the first half was not consumed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let v1_hash = serving_hash(s.api_port, "user_features");
+    // Deploy v2 the safe way: write beside, then rename.
+    let tmp = s.plugins.path().join("user-activity.wasm.tmp");
+    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
+    std::fs::rename(&tmp, s.plugins.path().join("user-activity.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(s.api_port, "/api/plugins").contains("\"version\":\"2.0.0\"") {
+        assert!(Instant::now() < deadline, "v2 was not deployed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The second half is produced while the engine runs and is killed.
+    let mut producing = featherflow()
+        .args([
+            "produce",
+            "--brokers",
+            &format!("127.0.0.1:{}", s.broker.port),
+            "--rate",
+            "60000",
+            "--from-file",
+        ])
+        .arg(&second)
+        .spawn()
+        .unwrap();
+    let total = lines.len() as i64;
+    let mut seed = 0x5eed_u64;
+    let mut interrupted = 0;
+    for round in 0..3 {
+        if round > 0 {
+            child = Running(s.run(&config, &[]));
+        }
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let after = Duration::from_millis(200 + (seed >> 33) % 700);
+        std::thread::sleep(after);
+        services::signal(child.0.id(), "KILL");
+        let _ = child.0.wait();
+        let last = s.checkpoints(&config).last().cloned().expect("a checkpoint");
+        let read = events_read(&last);
+        if read < total {
+            interrupted += 1;
+        }
+        eprintln!(
+            "round {round}: killed after {after:?}; last checkpoint read {read} of {total}, user_features by {}",
+            &plugin_hash(&last, "user_features")[..12]
+        );
+    }
+    assert!(interrupted >= 1, "no kill landed while the stream was being processed");
+    assert!(producing.wait().unwrap().success());
+    wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(120));
+    let last = s.checkpoints(&config).last().cloned().expect("a final checkpoint");
+    assert_eq!(events_read(&last), total);
+    let v2_hash = plugin_hash(&last, "user_features");
+    assert_ne!(v2_hash, v1_hash, "the final checkpoint records v2's states");
+    assert_same(&reference_v2, &s.actual());
 }
 
 #[test]
@@ -435,13 +575,50 @@ fn admin_api_deploys_with_a_token_and_refuses_bad_plugins() {
         assert!(Instant::now() < deadline, "the upload was not deployed: {h}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // v3 has a new state version and migrates from v2's: migrated.
+    let v3 = std::fs::read(crate::guest("v3-user-activity")).unwrap();
+    assert!(http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("s3cret"), &v3).contains("202"));
+    wait_history(s.api_port, "migrated", 1);
+    // Back to v1: it cannot read state version 2, so it is refused...
+    let v1 = std::fs::read(crate::guest("user-activity")).unwrap();
+    assert!(http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("s3cret"), &v1).contains("202"));
+    wait_history(s.api_port, "refused", 1);
+    assert!(http_get(s.api_port, "/api/plugins").contains("\"version\":\"3.0.0\""));
+    // ...unless the deploy asks for a reset.
+    let reset = http_send(
+        s.api_port,
+        "PUT",
+        "/api/plugins/user-activity?reset=true",
+        Some("s3cret"),
+        &v1,
+    );
+    assert!(reset.contains("202") && reset.contains("\"reset\":true"), "{reset}");
+    wait_history(s.api_port, "reset", 1);
+    assert!(http_get(s.api_port, "/api/plugins").contains("\"version\":\"0.1.0\""));
+    assert!(
+        !s.plugins.path().join("user-activity.reset").exists(),
+        "the reset marker is consumed"
+    );
     services::signal(child.0.id(), "TERM");
     let _ = child.0.wait();
     let (history, _) = run_ok(featherflow().args(["plugin", "history", "--config"]).arg(&config));
     assert!(
-        history.contains("swapped") && history.contains("user_features@2.0.0"),
+        history.contains("swapped") && history.contains("user_features@2.0.0") && history.contains("reset"),
         "{history}"
     );
+}
+
+/// Wait (up to 20 s) until the swap history holds `n` records of `outcome`.
+fn wait_history(port: u16, outcome: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = http_get(port, "/api/plugins/history");
+        if h.matches(&format!("\"outcome\":\"{outcome}\"")).count() >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {outcome} deploy: {h}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Connect to the engine's API, waiting (up to 15 s) for it to listen.
