@@ -215,6 +215,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plugin_engine = crate::plugin::PluginEngine::new()?;
     let plugins = crate::app::load_plugin_dir(&plugin_engine, &args.plugins, crate::app::limits(&config))?;
     anyhow::ensure!(!plugins.is_empty(), "no plugins in {}", args.plugins.display());
+    if args.checkpoints {
+        return checkpoints(&config, &plugins, &path, &args.dir);
+    }
     let counts = Arc::new(Mutex::new(CountingSink::default()));
     let rss_before = peak_rss_bytes().unwrap_or(0);
     let started = Instant::now();
@@ -268,6 +271,149 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  checksum:     {:016x}", c.checksum);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `featherflow bench --checkpoints`: what a checkpoint of a large state
+/// costs. Replays the first 90 % of the log (no end: every window stays
+/// open), then checkpoints as `run` does — capture on the event loop,
+/// encode and write to sled on a thread — while the last 10 % is replayed,
+/// and reports the pause, the encode and write times, and the replay rate
+/// during the checkpoint. Then restores the checkpoint into a new engine.
+fn checkpoints(
+    config: &crate::config::Config,
+    plugins: &[Arc<crate::plugin::Plugin>],
+    path: &std::path::Path,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use crate::engine::{Engine, Position};
+    use crate::state::{CheckpointMeta, CheckpointStore, FORMAT_VERSION, SledStore};
+
+    let new_engine = || -> anyhow::Result<Engine> {
+        let mut engine = Engine::new(crate::app::engine_config(config), Box::new(CountingSink::default()));
+        for p in plugins {
+            engine.add_view(p.clone())?;
+        }
+        Ok(engine)
+    };
+    let mut engine = new_engine()?;
+    let file = path.display().to_string();
+    let total = std::fs::read(path)?.iter().filter(|&&b| b == b'\n').count() as u64;
+    let cut = total * 9 / 10;
+    let started = Instant::now();
+    crate::source::file::for_each_line(&file, |line, raw| {
+        if line >= cut {
+            return Ok(());
+        }
+        engine.process_record(
+            Position {
+                partition: 0,
+                offset: line,
+            },
+            raw,
+            0,
+        )
+    })?;
+    let before_rate = cut as f64 / started.elapsed().as_secs_f64();
+
+    let store_dir = dir.join("checkpoint-bench");
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = Arc::new(SledStore::open(&store_dir.display().to_string())?);
+    let started = Instant::now();
+    let capture = engine.capture()?;
+    let pause = started.elapsed();
+    let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
+    let keys = engine.views().iter().map(|v| v.open_keys()).max().unwrap_or(0);
+    let mut meta = CheckpointMeta {
+        format: FORMAT_VERSION,
+        id: 1,
+        created_ms: crate::app::now_ms(),
+        topic: "bench".into(),
+        offsets: vec![(0, cut as i64)],
+        watermark: capture.watermark,
+        partition_watermarks: capture.partition_watermarks.clone(),
+        plugins: capture.plugins(),
+        chunks: vec![],
+        size_bytes: 0,
+        open_states,
+        duration_ms: 0,
+    };
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || -> anyhow::Result<(CheckpointMeta, f64, f64)> {
+            let t = Instant::now();
+            let chunks = crate::job::chunks_of(capture.encode());
+            let encode = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            store.write(&mut meta, chunks)?;
+            Ok((meta, encode, t.elapsed().as_secs_f64()))
+        })
+    };
+    // The event loop goes on while the checkpoint is written.
+    let during = Instant::now();
+    let mut replayed_during = 0u64;
+    crate::source::file::for_each_line(&file, |line, raw| {
+        if line < cut || writer.is_finished() {
+            return Ok(());
+        }
+        replayed_during += 1;
+        engine.process_record(
+            Position {
+                partition: 0,
+                offset: line,
+            },
+            raw,
+            0,
+        )
+    })?;
+    let during_secs = during.elapsed().as_secs_f64();
+    let (meta, encode, write) = writer.join().expect("checkpoint thread")?;
+    let duration = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let (_, snap) = crate::job::load_checkpoint(store.as_ref(), 1)?;
+    let mut restored = new_engine()?;
+    restored.restore(&snap, 0)?;
+    let restore = started.elapsed().as_secs_f64();
+    let restored_states: u64 = restored.views().iter().map(|v| v.open_states() as u64).sum();
+    anyhow::ensure!(
+        restored_states == open_states,
+        "restored {restored_states} open states, the checkpoint had {open_states}"
+    );
+
+    println!("featherflow checkpoint benchmark");
+    println!(
+        "  input:          {} (first {cut} of {total} records, no end)",
+        path.display()
+    );
+    println!("  state:          {keys} open keys, {open_states} open window parts");
+    println!("  replay rate:    {before_rate:.0} events/s before the checkpoint");
+    println!(
+        "  pause:          {:.2} ms (event loop: flush + copy-on-write capture)",
+        pause.as_secs_f64() * 1000.0
+    );
+    println!("  encode:         {:.0} ms (checkpoint thread)", encode * 1000.0);
+    println!(
+        "  sled write:     {:.0} ms ({:.1} MiB, {} chunks, flushed)",
+        write * 1000.0,
+        meta.size_bytes as f64 / 1048576.0,
+        meta.chunks.len()
+    );
+    println!("  duration:       {:.0} ms (capture to durable)", duration * 1000.0);
+    println!(
+        "  during it:      {replayed_during} events replayed in {:.0} ms ({:.0} events/s)",
+        during_secs * 1000.0,
+        replayed_during as f64 / during_secs.max(1e-9)
+    );
+    println!(
+        "  restore:        {:.0} ms (read, decode, {restored_states} parts back)",
+        restore * 1000.0
+    );
+    println!(
+        "  peak RSS:       {:.1} MiB",
+        peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0
+    );
+    let _ = std::fs::remove_dir_all(&store_dir);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,11 +3,13 @@
 //! One thread runs the loop: poll Kafka, feed the engine, and every
 //! `checkpoint.interval` take a checkpoint:
 //!
-//! 1. `Engine::snapshot` applies pending batches and finishes fired windows
-//!    (their records go to the Redis writer), then encodes every open state.
-//!    This is the only pause of the event loop.
-//! 2. A barrier is sent after those records; a background thread waits
-//!    until Redis has acknowledged everything before it, then writes the
+//! 1. `Engine::capture` applies pending batches and finishes fired windows
+//!    (their records go to the Redis writer), then takes a copy-on-write
+//!    snapshot of every open state (microseconds: see `cow`). This is the
+//!    only pause of the event loop.
+//! 2. A barrier is sent after those records; a background thread encodes
+//!    the snapshot, waits until Redis has acknowledged everything before
+//!    the barrier, then writes the
 //!    checkpoint (offsets, watermarks, states, plugins) atomically and prunes
 //!    old ones. So a checkpoint never completes while an output fired before
 //!    it is unacknowledged.
@@ -89,7 +91,7 @@ pub fn load_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<(Checkpoi
     Ok((meta, snap))
 }
 
-fn chunks_of(snap: EngineSnapshot) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn chunks_of(snap: EngineSnapshot) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for v in snap.views {
         for (i, c) in v.chunks.into_iter().enumerate() {
@@ -331,7 +333,7 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
                            summary: &mut JobSummary|
      -> anyhow::Result<JoinHandle<Result<CheckpointMeta, StateError>>> {
         let started = Instant::now();
-        let snap = engine.snapshot()?;
+        let capture = engine.capture()?;
         let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
         summary.max_open_states = summary.max_open_states.max(open_states);
         let barrier = redis.barrier();
@@ -344,17 +346,19 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             created_ms: now_ms(),
             topic: config.kafka.topic.clone(),
             offsets: next_offsets.iter().map(|(&p, &o)| (p as u32, o)).collect(),
-            watermark: snap.watermark,
-            partition_watermarks: snap.partition_watermarks.clone(),
-            plugins: snap.views.iter().map(|v| v.plugin.clone()).collect(),
+            watermark: capture.watermark,
+            partition_watermarks: capture.partition_watermarks.clone(),
+            plugins: capture.plugins(),
             chunks: vec![],
             size_bytes: 0,
             open_states,
             duration_ms: 0,
         };
-        let chunks = chunks_of(snap);
         let store = store.clone();
         Ok(std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+            // Encoding runs here, beside the event loop: the capture is a
+            // frozen copy-on-write view of the state.
+            let chunks = chunks_of(capture.encode());
             // Everything fired before the snapshot must be in Redis first.
             let _ = barrier.recv();
             store.write(&mut meta, chunks)?;

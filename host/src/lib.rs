@@ -16,6 +16,8 @@
 //! - [`engine`]: one view = a plugin + its windows + its state; the batch loop
 //!   that crosses into Wasm once per batch.
 //! - [`state`]: checkpoints (sled, and an in-memory twin).
+//! - [`cow`]: the copy-on-write vector that lets a checkpoint snapshot the
+//!   state in microseconds and encode it on another thread.
 //! - [`sink`]: where fired windows go (JSON lines, counting, Redis).
 //! - [`api`]: HTTP — Prometheus metrics, health, JSON API, the dashboard.
 //! - [`config`]: one validated configuration tree.
@@ -28,6 +30,7 @@ pub mod api;
 pub mod app;
 pub mod bench;
 pub mod config;
+pub mod cow;
 pub mod engine;
 pub mod event;
 pub mod job;

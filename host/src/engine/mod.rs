@@ -19,7 +19,7 @@
 
 mod view;
 
-pub use view::{PLUGIN_LATENCY_BOUNDS_US, View, ViewStats};
+pub use view::{PLUGIN_LATENCY_BOUNDS_US, View, ViewCapture, ViewStats};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +27,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
+use crate::cow::CowVec;
 use crate::event::{self, Event, ParserConfig};
 use crate::plugin::{Plugin, PluginInstance};
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
@@ -92,7 +93,9 @@ pub struct KeyTable {
     /// Keys up to 23 bytes (every `user_id` we have seen) are stored inline
     /// in the table, so a lookup is one cache miss, not two.
     ids: Vec<FxHashMap<SmallVec<[u8; 23]>, KeyId>>,
-    names: Vec<(u32, Box<str>)>,
+    /// `(partition, key)` by id; copy-on-write, so that a checkpoint takes
+    /// them along without copying.
+    names: CowVec<(u32, Box<str>)>,
 }
 
 impl KeyTable {
@@ -119,12 +122,31 @@ impl KeyTable {
         self.names[id as usize].0
     }
 
+    /// The keys as they are now, for a checkpoint (see [`CowVec`]).
+    pub fn names(&self) -> KeyNames {
+        KeyNames(self.names.clone())
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+/// The names of a [`KeyTable`] at one moment.
+#[derive(Clone)]
+pub struct KeyNames(CowVec<(u32, Box<str>)>);
+
+impl KeyNames {
+    pub fn name(&self, id: KeyId) -> &str {
+        &self.0[id as usize].1
+    }
+
+    pub fn partition(&self, id: KeyId) -> u32 {
+        self.0[id as usize].0
     }
 }
 
@@ -596,30 +618,21 @@ impl Engine {
     }
 
     /// Flush (so every event read so far is in the states and every fired
-    /// window is with the sink), then encode the state of every view.
-    pub fn snapshot(&mut self) -> Result<EngineSnapshot, EngineError> {
+    /// window is with the sink), then take a frozen copy of the state of
+    /// every view: microseconds, whatever the state's size (see
+    /// [`CowVec`]). Encode it with [`EngineCapture::encode`], on any thread.
+    pub fn capture(&mut self) -> Result<EngineCapture, EngineError> {
         self.flush()?;
-        let mut views = Vec::with_capacity(self.views.len());
-        for view in &self.views {
-            let (chunks, parts) = view.snapshot(&self.keys[view.key_table], 4 << 20);
-            let p = view.plugin();
-            views.push(ViewSnapshot {
-                plugin: PluginRecord {
-                    view: p.declaration.view.clone(),
-                    version: p.declaration.version.clone(),
-                    hash: p.hash.clone(),
-                    state_version: p.declaration.state_version,
-                    window: p.declaration.window,
-                },
-                chunks,
-                parts,
-            });
-        }
-        Ok(EngineSnapshot {
+        Ok(EngineCapture {
             watermark: self.watermarks.current(),
             partition_watermarks: self.watermarks.partitions().map(|(p, wm, _)| (p as u32, wm)).collect(),
-            views,
+            views: self.views.iter().map(|v| v.capture(&self.keys[v.key_table])).collect(),
         })
+    }
+
+    /// [`Engine::capture`] and encode, in one go.
+    pub fn snapshot(&mut self) -> Result<EngineSnapshot, EngineError> {
+        Ok(self.capture()?.encode())
     }
 
     /// Restore a snapshot into an engine whose views are already added.
@@ -685,6 +698,40 @@ pub struct ViewSnapshot {
     pub chunks: Vec<Vec<u8>>,
     /// Open window parts.
     pub parts: u64,
+}
+
+/// The engine's state at one moment, not yet encoded.
+pub struct EngineCapture {
+    pub watermark: i64,
+    pub partition_watermarks: Vec<(u32, i64)>,
+    pub views: Vec<ViewCapture>,
+}
+
+impl EngineCapture {
+    /// The plugin behind every view's states.
+    pub fn plugins(&self) -> Vec<PluginRecord> {
+        self.views.iter().map(|v| v.plugin.clone()).collect()
+    }
+
+    /// Encode every view's states into chunks of about 4 MiB.
+    pub fn encode(self) -> EngineSnapshot {
+        EngineSnapshot {
+            watermark: self.watermark,
+            partition_watermarks: self.partition_watermarks,
+            views: self
+                .views
+                .into_iter()
+                .map(|v| {
+                    let (chunks, parts) = v.encode(4 << 20);
+                    ViewSnapshot {
+                        plugin: v.plugin,
+                        chunks,
+                        parts,
+                    }
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Everything the engine needs to continue where it was.

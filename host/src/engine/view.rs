@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use super::KeyTable;
+use super::{KeyNames, KeyTable};
+use crate::cow::CowVec;
 use crate::event::Event;
 use crate::plugin::codec::{Packed, Reader};
 use crate::plugin::{Plugin, PluginError, PluginInstance, WindowSpec};
 use crate::sink::{FeatureRecord, RecordLog, Value};
-use crate::window::{Assign, Fired, KeyId, Sessions, Sliding, SlotId, WindowOperator};
+use crate::state::PluginRecord;
+use crate::window::{Assign, Fired, KeyId, Parts, Sessions, Sliding, SlotId, WindowOperator};
 
 /// Counters of one view.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -71,14 +73,58 @@ struct Slot {
     state: SmallVec<[u8; 40]>,
 }
 
+/// One view's state at one moment ([`View::capture`]), encoded on the
+/// checkpoint thread while the event loop goes on.
+pub struct ViewCapture {
+    pub plugin: PluginRecord,
+    parts: Box<dyn Parts>,
+    arena: CowVec<Slot>,
+    keys: KeyNames,
+}
+
+impl ViewCapture {
+    /// Encode every open window part: `u32 partition, str key, i64 start,
+    /// i64 end, u32 k, k × bytes` per part, split into chunks of about
+    /// `chunk_bytes`. Returns the chunks and the number of parts.
+    pub fn encode(&self, chunk_bytes: usize) -> (Vec<Vec<u8>>, u64) {
+        let mut chunks = Vec::new();
+        let mut cur: Vec<u8> = Vec::with_capacity(chunk_bytes + 4096);
+        let mut parts = 0u64;
+        let (arena, keys) = (&self.arena, &self.keys);
+        self.parts.visit(&mut |key, start, end, slots| {
+            parts += 1;
+            let name = keys.name(key).as_bytes();
+            cur.extend_from_slice(&keys.partition(key).to_le_bytes());
+            cur.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            cur.extend_from_slice(name);
+            cur.extend_from_slice(&start.to_le_bytes());
+            cur.extend_from_slice(&end.to_le_bytes());
+            cur.extend_from_slice(&(slots.len() as u32).to_le_bytes());
+            for &s in slots {
+                let st = &arena[s as usize].state;
+                cur.extend_from_slice(&(st.len() as u32).to_le_bytes());
+                cur.extend_from_slice(st);
+            }
+            if cur.len() >= chunk_bytes {
+                chunks.push(std::mem::replace(&mut cur, Vec::with_capacity(chunk_bytes + 4096)));
+            }
+        });
+        if !cur.is_empty() {
+            chunks.push(cur);
+        }
+        (chunks, parts)
+    }
+}
+
 pub struct View {
     plugin: Arc<Plugin>,
     instance: PluginInstance,
     name: Arc<str>,
     op: Box<dyn WindowOperator>,
     is_session: bool,
-    /// The state of every slot; empty = a new window.
-    arena: Vec<Slot>,
+    /// The state of every slot; empty = a new window. Copy-on-write, so
+    /// that a checkpoint takes it along without copying.
+    arena: CowVec<Slot>,
     pub(super) key_table: usize,
     key_is_user_id: bool,
     batch_no: u32,
@@ -119,7 +165,7 @@ impl View {
             key_is_user_id: d.key_field == "user_id",
             op,
             is_session,
-            arena: Vec::new(),
+            arena: CowVec::new(),
             key_table,
             batch_no: 1,
             batch_slots: Vec::new(),
@@ -152,6 +198,18 @@ impl View {
     /// Open window parts (slices or session parts) holding a state.
     pub fn open_states(&self) -> usize {
         self.op.slots().live()
+    }
+
+    /// Keys with at least one open window part.
+    pub fn open_keys(&self) -> usize {
+        let (mut keys, mut last) = (0, None);
+        self.op.capture().visit(&mut |key, _, _, _| {
+            if last != Some(key) {
+                last = Some(key);
+                keys += 1;
+            }
+        });
+        keys
     }
 
     pub fn set_max_failures(&mut self, n: u32) {
@@ -433,40 +491,26 @@ impl View {
         }
     }
 
-    /// Encode every open window part: `u32 partition, str key, i64 start,
-    /// i64 end, u32 k, k × bytes` per part, split into chunks of about
-    /// `chunk_bytes`. Call after [`View::flush`]: pending events must be
+    /// A frozen copy of the view's open window parts and their states, for
+    /// a checkpoint. Call after [`View::flush`]: pending events must be
     /// applied and fired windows finished.
-    pub(super) fn snapshot(&self, keys: &KeyTable, chunk_bytes: usize) -> (Vec<Vec<u8>>, u64) {
-        let mut chunks = Vec::new();
-        let mut cur: Vec<u8> = Vec::new();
-        let mut parts = 0u64;
-        let arena = &self.arena;
-        self.op.snapshot(&mut |key, start, end, slots| {
-            parts += 1;
-            let name = keys.name(key).as_bytes();
-            cur.extend_from_slice(&keys.partition(key).to_le_bytes());
-            cur.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            cur.extend_from_slice(name);
-            cur.extend_from_slice(&start.to_le_bytes());
-            cur.extend_from_slice(&end.to_le_bytes());
-            cur.extend_from_slice(&(slots.len() as u32).to_le_bytes());
-            for &s in slots {
-                let st = &arena[s as usize].state;
-                cur.extend_from_slice(&(st.len() as u32).to_le_bytes());
-                cur.extend_from_slice(st);
-            }
-            if cur.len() >= chunk_bytes {
-                chunks.push(std::mem::take(&mut cur));
-            }
-        });
-        if !cur.is_empty() {
-            chunks.push(cur);
+    pub(super) fn capture(&self, keys: &KeyTable) -> ViewCapture {
+        let p = &self.plugin;
+        ViewCapture {
+            plugin: PluginRecord {
+                view: p.declaration.view.clone(),
+                version: p.declaration.version.clone(),
+                hash: p.hash.clone(),
+                state_version: p.declaration.state_version,
+                window: p.declaration.window,
+            },
+            parts: self.op.capture(),
+            arena: self.arena.clone(),
+            keys: keys.names(),
         }
-        (chunks, parts)
     }
 
-    /// Put back parts written by [`View::snapshot`].
+    /// Put back parts written by [`ViewCapture::encode`].
     pub(super) fn restore_chunk(&mut self, keys: &mut KeyTable, chunk: &[u8], watermark: i64) -> Result<u64, String> {
         let mut r = Reader::new(chunk);
         let mut parts = 0;

@@ -91,7 +91,7 @@ impl CheckpointStore for SledStore {
         let json = serde_json::to_vec(meta).map_err(|e| self.err(e))?;
         self.meta.insert(meta.id.to_be_bytes(), json).map_err(|e| self.err(e))?;
         self.db.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        self.write_index()
     }
 
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {
@@ -147,11 +147,38 @@ impl CheckpointStore for SledStore {
             self.chunks.remove(k).map_err(|e| self.err(e))?;
         }
         self.db.flush().map_err(|e| self.err(e))?;
-        Ok(())
+        self.write_index()
     }
 }
 
+/// The file beside the sled database listing its complete checkpoints, for
+/// readers while a running job holds the database's lock.
+const INDEX: &str = "index.json";
+
 impl SledStore {
+    /// Rewrite [`INDEX`] (write beside, then rename).
+    fn write_index(&self) -> Result<(), StateError> {
+        let all = self.list()?;
+        let path = std::path::Path::new(&self.path).join(INDEX);
+        let tmp = path.with_extension("json.tmp");
+        let json = serde_json::to_vec_pretty(&all).map_err(|e| self.err(e))?;
+        std::fs::write(&tmp, json)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The checkpoints of the store in `dir` as of its last change, from
+    /// [`INDEX`]: readable while a running job holds the database.
+    pub fn read_index(dir: &str) -> Result<Vec<CheckpointMeta>, StateError> {
+        let path = std::path::Path::new(dir).join(INDEX);
+        let err = |reason: String| StateError::Store {
+            path: dir.to_string(),
+            reason,
+        };
+        let text = std::fs::read(&path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        serde_json::from_slice(&text).map_err(|e| err(format!("{}: {e}", path.display())))
+    }
+
     /// Damage a stored chunk (for tests of damaged checkpoints).
     pub fn truncate_chunk_for_test(&self, id: u64, name: &str, len: usize) -> Result<(), StateError> {
         let key = Self::chunk_key(id, name);

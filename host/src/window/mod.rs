@@ -129,6 +129,13 @@ impl SlotAllocator {
 /// Receives `(key, start, end, slots)` for every open window part.
 pub type SnapshotVisitor<'a> = dyn FnMut(KeyId, i64, i64, &[SlotId]) + 'a;
 
+/// The open window parts of an operator at one moment
+/// ([`WindowOperator::capture`]).
+pub trait Parts: Send {
+    /// Every part: `(key, start, end, slots)`.
+    fn visit(&self, out: &mut SnapshotVisitor<'_>);
+}
+
 /// What the engine needs from a window operator.
 pub trait WindowOperator: Send {
     /// Assign an event at `time_ms` of `key`, given the current watermark.
@@ -145,8 +152,9 @@ pub trait WindowOperator: Send {
     /// applied before later events are, so the engine flushes at each firing.
     fn fires_share_slots(&self) -> bool;
 
-    /// Every open window part, for checkpoints: `(key, start, end, slots)`.
-    fn snapshot(&self, out: &mut SnapshotVisitor<'_>);
+    /// A frozen copy of every open window part, for a checkpoint encoded on
+    /// another thread. Cheap: the operator's per-key state is a [`crate::cow::CowVec`].
+    fn capture(&self) -> Box<dyn Parts>;
 
     /// Put back one part of a snapshot; allocates slots for its states.
     fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, watermark: i64) -> Vec<SlotId>;

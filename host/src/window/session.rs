@@ -23,7 +23,8 @@ use std::collections::BinaryHeap;
 
 use smallvec::SmallVec;
 
-use super::{Assign, Fired, KeyId, SlotAllocator, SlotId, WindowOperator};
+use super::{Assign, Fired, KeyId, Parts, SlotAllocator, SlotId, WindowOperator};
+use crate::cow::CowVec;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -40,7 +41,7 @@ pub struct Sessions {
     gap: i64,
     /// Open sessions per key, sorted by start, pairwise not touching;
     /// almost always one, kept inline (one cache miss per event).
-    keys: Vec<SmallVec<[Session; 1]>>,
+    keys: CowVec<SmallVec<[Session; 1]>>,
     heap: BinaryHeap<Reverse<(i64, KeyId)>>,
     slots: SlotAllocator,
 }
@@ -50,7 +51,7 @@ impl Sessions {
         assert!(gap > 0);
         Self {
             gap,
-            keys: Vec::new(),
+            keys: CowVec::new(),
             heap: BinaryHeap::new(),
             slots: SlotAllocator::default(),
         }
@@ -147,12 +148,8 @@ impl WindowOperator for Sessions {
         false
     }
 
-    fn snapshot(&self, out: &mut super::SnapshotVisitor<'_>) {
-        for (key, sessions) in self.keys.iter().enumerate() {
-            for s in sessions {
-                out(key as KeyId, s.start, s.end, &s.slots);
-            }
-        }
+    fn capture(&self) -> Box<dyn Parts> {
+        Box::new(SessionParts(self.keys.clone()))
     }
 
     fn restore(&mut self, key: KeyId, start: i64, end: i64, states: usize, _watermark: i64) -> Vec<SlotId> {
@@ -178,6 +175,19 @@ impl WindowOperator for Sessions {
 
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
+    }
+}
+
+/// The open sessions of a [`Sessions`] at one moment.
+struct SessionParts(CowVec<SmallVec<[Session; 1]>>);
+
+impl Parts for SessionParts {
+    fn visit(&self, out: &mut super::SnapshotVisitor<'_>) {
+        for (key, sessions) in self.0.iter().enumerate() {
+            for s in sessions {
+                out(key as KeyId, s.start, s.end, &s.slots);
+            }
+        }
     }
 }
 

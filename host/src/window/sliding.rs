@@ -14,7 +14,11 @@ use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
-use super::{Assign, Fired, KeyId, SlotAllocator, SlotId, WindowOperator, align};
+use super::{Assign, Fired, KeyId, Parts, SlotAllocator, SlotId, WindowOperator, align};
+use crate::cow::CowVec;
+
+/// A key's open slices: `(start, slot)`, sorted by start.
+type Slices = SmallVec<[(i64, SlotId); 8]>;
 
 #[derive(Debug)]
 pub struct Sliding {
@@ -24,7 +28,7 @@ pub struct Sliding {
     /// (a few more while events are out of order), so a linear scan is the
     /// fastest lookup. Inline, so that finding a key's slice costs one
     /// cache miss instead of two (the hot path is memory-bound).
-    keys: Vec<SmallVec<[(i64, SlotId); 8]>>,
+    keys: CowVec<Slices>,
     /// Window end → keys with a window ending there. Ends are multiples of
     /// `slide`, so this stays small: one entry per slide of event time.
     fire_index: BTreeMap<i64, Vec<KeyId>>,
@@ -39,13 +43,13 @@ impl Sliding {
         Self {
             size,
             slide,
-            keys: Vec::new(),
+            keys: CowVec::new(),
             fire_index: BTreeMap::new(),
             slots: SlotAllocator::default(),
         }
     }
 
-    fn key_slices(&mut self, key: KeyId) -> &mut SmallVec<[(i64, SlotId); 8]> {
+    fn key_slices(&mut self, key: KeyId) -> &mut Slices {
         let k = key as usize;
         if k >= self.keys.len() {
             self.keys.resize_with(k + 1, SmallVec::new);
@@ -128,12 +132,11 @@ impl WindowOperator for Sliding {
         self.size != self.slide
     }
 
-    fn snapshot(&self, out: &mut super::SnapshotVisitor<'_>) {
-        for (key, slices) in self.keys.iter().enumerate() {
-            for &(start, slot) in slices {
-                out(key as KeyId, start, start + self.slide, &[slot]);
-            }
-        }
+    fn capture(&self) -> Box<dyn Parts> {
+        Box::new(SlidingParts {
+            slide: self.slide,
+            keys: self.keys.clone(),
+        })
     }
 
     fn restore(&mut self, key: KeyId, start: i64, _end: i64, states: usize, watermark: i64) -> Vec<SlotId> {
@@ -152,6 +155,22 @@ impl WindowOperator for Sliding {
 
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
+    }
+}
+
+/// The open slices of a [`Sliding`] at one moment: one part per slice.
+struct SlidingParts {
+    slide: i64,
+    keys: CowVec<Slices>,
+}
+
+impl Parts for SlidingParts {
+    fn visit(&self, out: &mut super::SnapshotVisitor<'_>) {
+        for (key, slices) in self.keys.iter().enumerate() {
+            for &(start, slot) in slices {
+                out(key as KeyId, start, start + self.slide, &[slot]);
+            }
+        }
     }
 }
 

@@ -360,6 +360,20 @@ fn hot_swap_then_sigkill_resumes_with_the_new_version() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let v1_hash = serving_hash(s.api_port, "user_features");
+    // `checkpoints list` works while the job holds the store (its index).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s
+        .checkpoints(&config)
+        .last()
+        .is_some_and(|m| events_read(m) == half as i64)
+    {
+        assert!(Instant::now() < deadline, "no checkpoint of the first half is listed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        plugin_hash(s.checkpoints(&config).last().unwrap(), "user_features"),
+        v1_hash
+    );
     // Deploy v2 the safe way: write beside, then rename.
     let tmp = s.plugins.path().join("user-activity.wasm.tmp");
     std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
