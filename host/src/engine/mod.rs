@@ -612,8 +612,7 @@ impl Engine {
             return Ok(());
         }
         self.stats.windows_fired += self.records.len() as u64;
-        self.sink.write(&self.records)?;
-        self.records.clear();
+        self.sink.write_owned(std::mem::take(&mut self.records))?;
         Ok(())
     }
 

@@ -126,6 +126,12 @@ pub trait Sink: Send {
     /// key overwrites an earlier one.
     fn write(&mut self, records: &[FeatureRecord]) -> Result<(), SinkError>;
 
+    /// [`Sink::write`], taking the records: a sink that hands them to
+    /// another thread moves them instead of copying.
+    fn write_owned(&mut self, records: Vec<FeatureRecord>) -> Result<(), SinkError> {
+        self.write(&records)
+    }
+
     /// Make everything written so far durable (or at least handed off).
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())

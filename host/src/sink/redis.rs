@@ -62,6 +62,8 @@ enum Msg {
 pub struct RedisSink {
     url: String,
     tx: SyncSender<Msg>,
+    /// Records per message (and per `MULTI`/`EXEC`).
+    batch: usize,
     pub stats: Arc<RedisStats>,
 }
 
@@ -74,7 +76,7 @@ impl RedisSink {
             reason: format!("invalid redis.url: {e}"),
             retryable: false,
         })?;
-        // 64 batches of up to engine.batch-size records: bounded memory.
+        // 64 batches of up to redis.batch records: bounded memory.
         let (tx, rx) = sync_channel(64);
         let stats = Arc::new(RedisStats::default());
         let writer_stats = stats.clone();
@@ -90,7 +92,17 @@ impl RedisSink {
         Ok(Self {
             url: redact(url),
             tx,
+            batch: batch.max(1),
             stats,
+        })
+    }
+
+    fn send(&self, records: Vec<FeatureRecord>) -> Result<(), SinkError> {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(Msg::Records(records)).map_err(|_| SinkError::Store {
+            sink: self.url.clone(),
+            reason: "the writer thread stopped".into(),
+            retryable: false,
         })
     }
 
@@ -106,14 +118,27 @@ impl RedisSink {
 
 impl Sink for RedisSink {
     fn write(&mut self, records: &[FeatureRecord]) -> Result<(), SinkError> {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(Msg::Records(records.to_vec()))
-            .map_err(|_| SinkError::Store {
-                sink: self.url.clone(),
-                reason: "the writer thread stopped".into(),
-                retryable: false,
-            })
+        for chunk in records.chunks(self.batch) {
+            self.send(chunk.to_vec())?;
+        }
+        Ok(())
+    }
+
+    /// Split into messages of `redis.batch` records, so that the bounded
+    /// queue bounds memory whatever one firing produces (a million windows
+    /// fire together every slide with a million keys).
+    fn write_owned(&mut self, records: Vec<FeatureRecord>) -> Result<(), SinkError> {
+        if records.len() <= self.batch {
+            return self.send(records);
+        }
+        let mut records = records.into_iter();
+        loop {
+            let chunk: Vec<FeatureRecord> = records.by_ref().take(self.batch).collect();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.send(chunk)?;
+        }
     }
 }
 
