@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
-use crate::engine::{Engine, EngineConfig, Position};
+use crate::engine::{Engine, EngineConfig};
 use crate::event::ParserConfig;
 use crate::plugin::{Limits, Plugin, PluginEngine};
 use crate::sink::{CountingSink, JsonlFormat, JsonlSink, RecordLog, Sink};
@@ -408,22 +408,13 @@ pub fn replay_file_watching(
     for p in plugins {
         engine.add_view(p.clone())?;
     }
-    file::for_each_line(events, |line, raw| {
-        if let Some(rx) = watch
-            && line.is_multiple_of(256)
-        {
+    file::for_each_block(events, |block| {
+        if let Some(rx) = watch {
             while let Ok(ev) = rx.try_recv() {
                 crate::plugin::watch::apply(&mut engine, ev);
             }
         }
-        engine.process_record(
-            Position {
-                partition: 0,
-                offset: line,
-            },
-            raw,
-            0,
-        )
+        engine.process_lines(0, block, 0)
     })?;
     engine.finish()?;
     Ok(engine)

@@ -56,6 +56,11 @@ impl<T: Clone> CowVec<T> {
         self.len == 0
     }
 
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&T> {
+        if i < self.len { Some(&self[i]) } else { None }
+    }
+
     pub fn push(&mut self, value: T) {
         if self.len & MASK == 0 {
             self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));

@@ -31,6 +31,7 @@ use crate::cow::CowVec;
 use crate::event::{self, Event, ParserConfig};
 use crate::plugin::{Plugin, PluginInstance};
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
+use crate::source::file;
 use crate::state::PluginRecord;
 use crate::time::Watermarks;
 use crate::window::KeyId;
@@ -446,8 +447,68 @@ impl Engine {
     /// Process one raw record (one line, one Kafka message).
     #[inline]
     pub fn process_record(&mut self, pos: Position, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
+        let parsed = event::parse_event(raw, &self.cfg.parser);
+        self.process_parsed(pos, parsed, raw, now_ms)
+    }
+
+    /// Process consecutive records of one partition, `(offset, record)`:
+    /// the same as [`Engine::process_record`] on each, in order, but faster.
+    ///
+    /// With many keys the hot path waits on memory: each event touches its
+    /// key's entry, window parts and states, scattered over hundreds of MB.
+    /// Looking ahead over the block, the engine interns every key first
+    /// (independent lookups, which the CPU overlaps), then asks for each
+    /// key's window parts and each event's likely state to be fetched into
+    /// the cache, and only then processes the events one by one. The
+    /// look-ahead only reads and prefetches; results do not depend on it.
+    pub fn process_lines(&mut self, partition: u32, block: &[(u64, &[u8])], now_ms: i64) -> Result<(), EngineError> {
+        let parser = &self.cfg.parser;
+        let parsed: SmallVec<[Result<Event<'_>, event::BadReason>; file::BLOCK]> =
+            block.iter().map(|(_, raw)| event::parse_event(raw, parser)).collect();
+        if let Some(table) = self.key_fields.iter().position(|f| f == "user_id") {
+            let keys = &mut self.keys[table];
+            let ids: SmallVec<[Option<KeyId>; file::BLOCK]> = parsed
+                .iter()
+                .map(|p| p.as_ref().ok().map(|ev| keys.intern(partition, &ev.user_id)))
+                .collect();
+            let views = || {
+                self.views
+                    .iter()
+                    .filter(move |v| v.key_table == table && v.keyed_by_user_id() && v.disabled.is_none())
+            };
+            for &key in ids.iter().flatten() {
+                views().for_each(|v| v.prefetch_key(key));
+            }
+            for (p, key) in parsed.iter().zip(&ids) {
+                if let (Ok(ev), Some(key)) = (p, key) {
+                    views().for_each(|v| v.prefetch_slot(*key, ev.time_ms));
+                }
+            }
+        }
+        for ((offset, raw), p) in block.iter().zip(parsed) {
+            self.process_parsed(
+                Position {
+                    partition,
+                    offset: *offset,
+                },
+                p,
+                raw,
+                now_ms,
+            )?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn process_parsed(
+        &mut self,
+        pos: Position,
+        parsed: Result<Event<'_>, event::BadReason>,
+        raw: &[u8],
+        now_ms: i64,
+    ) -> Result<(), EngineError> {
         self.stats.records_read += 1;
-        match event::parse_event(raw, &self.cfg.parser) {
+        match parsed {
             Ok(ev) => self.process_event(pos, &ev, raw, now_ms),
             Err(reason) => {
                 self.stats.bad_records += 1;

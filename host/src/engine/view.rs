@@ -239,6 +239,29 @@ impl View {
         }
     }
 
+    /// Whether the view's key is the seed's `user_id` (the fast path).
+    #[inline]
+    pub(super) fn keyed_by_user_id(&self) -> bool {
+        self.key_is_user_id
+    }
+
+    /// Start fetching `key`'s window state (a hint; see
+    /// [`super::Engine::process_lines`]).
+    #[inline]
+    pub(super) fn prefetch_key(&self, key: KeyId) {
+        self.op.prefetch(key);
+    }
+
+    /// Start fetching the state an event of `key` at `time_ms` will update.
+    #[inline]
+    pub(super) fn prefetch_slot(&self, key: KeyId, time_ms: i64) {
+        if let Some(slot) = self.op.peek(key, time_ms)
+            && let Some(s) = self.arena.get(slot as usize)
+        {
+            crate::window::prefetch(s);
+        }
+    }
+
     /// Assign `ev` and add it to the pending batch. Returns false if the
     /// event is late for this view.
     #[inline]

@@ -6,9 +6,18 @@
 
 use std::io::Read;
 
+use smallvec::SmallVec;
+
 /// Read `path` (`-` = stdin) and call `f(line_number, line)` for each line.
 /// Stops at the first error `f` returns.
-pub fn for_each_line<E>(path: &str, f: impl FnMut(u64, &[u8]) -> Result<(), E>) -> Result<(), FileError<E>> {
+pub fn for_each_line<E>(path: &str, mut f: impl FnMut(u64, &[u8]) -> Result<(), E>) -> Result<(), FileError<E>> {
+    for_each_block(path, |block| block.iter().try_for_each(|&(n, line)| f(n, line)))
+}
+
+/// Read `path` (`-` = stdin) and call `f` with blocks of up to [`BLOCK`]
+/// consecutive `(line_number, line)`: the engine looks a few events ahead
+/// to fetch their keys' state from memory before it needs it.
+pub fn for_each_block<E>(path: &str, f: impl FnMut(&[(u64, &[u8])]) -> Result<(), E>) -> Result<(), FileError<E>> {
     let reader: Box<dyn Read> = if path == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -17,7 +26,7 @@ pub fn for_each_line<E>(path: &str, f: impl FnMut(u64, &[u8]) -> Result<(), E>) 
             source,
         })?)
     };
-    read_lines(reader, f).map_err(|e| match e {
+    read_blocks(reader, f).map_err(|e| match e {
         FileError::Io { source, .. } => FileError::Io {
             path: path.to_string(),
             source,
@@ -38,10 +47,19 @@ pub enum FileError<E> {
     Handler(E),
 }
 
+/// Lines per block of [`for_each_block`].
+pub const BLOCK: usize = 64;
+
 /// Split a byte stream into lines.
-pub fn read_lines<E>(
+pub fn read_lines<E>(reader: impl Read, mut f: impl FnMut(u64, &[u8]) -> Result<(), E>) -> Result<(), FileError<E>> {
+    read_blocks(reader, |block| block.iter().try_for_each(|&(n, line)| f(n, line)))
+}
+
+/// Split a byte stream into lines, handed over in blocks of up to
+/// [`BLOCK`] lines.
+pub fn read_blocks<E>(
     mut reader: impl Read,
-    mut f: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    mut f: impl FnMut(&[(u64, &[u8])]) -> Result<(), E>,
 ) -> Result<(), FileError<E>> {
     const CHUNK: usize = 1 << 20;
     let mut buf: Vec<u8> = vec![0; CHUNK];
@@ -50,8 +68,18 @@ pub fn read_lines<E>(
     let mut line_no = 0u64;
     // A `\r` at the very end of a chunk: a following `\n` belongs to it.
     let mut skip_lf = false;
+    // Lines found but not yet handed over, as ranges of `buf`.
+    let mut pending: Vec<(u64, usize, usize)> = Vec::with_capacity(BLOCK);
+    let mut hand_over = |pending: &mut Vec<(u64, usize, usize)>, buf: &[u8]| -> Result<(), E> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let block: SmallVec<[(u64, &[u8]); BLOCK]> = pending.drain(..).map(|(n, a, b)| (n, &buf[a..b])).collect();
+        f(&block)
+    };
     loop {
         if end == buf.len() {
+            hand_over(&mut pending, &buf).map_err(FileError::Handler)?;
             if start > 0 {
                 buf.copy_within(start..end, 0);
                 end -= start;
@@ -67,9 +95,9 @@ pub fn read_lines<E>(
         if n == 0 {
             if start < end {
                 line_no += 1;
-                f(line_no, &buf[start..end]).map_err(FileError::Handler)?;
+                pending.push((line_no, start, end));
             }
-            return Ok(());
+            return hand_over(&mut pending, &buf).map_err(FileError::Handler);
         }
         let mut scan = end;
         end += n;
@@ -83,7 +111,10 @@ pub fn read_lines<E>(
         while let Some(i) = memchr::memchr2(b'\n', b'\r', &buf[scan..end]) {
             let at = scan + i;
             line_no += 1;
-            f(line_no, &buf[start..at]).map_err(FileError::Handler)?;
+            pending.push((line_no, start, at));
+            if pending.len() == BLOCK {
+                hand_over(&mut pending, &buf).map_err(FileError::Handler)?;
+            }
             let mut next = at + 1;
             if buf[at] == b'\r' {
                 if next < end {

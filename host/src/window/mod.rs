@@ -161,9 +161,41 @@ pub trait WindowOperator: Send {
 
     fn slots(&self) -> &SlotAllocator;
 
+    /// A hint: an event of `key` comes soon; start fetching its state into
+    /// the cache (the hot path is memory-bound; see `Engine::process_lines`).
+    fn prefetch(&self, _key: KeyId) {}
+
+    /// The slot an event of `key` at `time_ms` will most likely update, if
+    /// it exists now. Read-only; only for prefetching the slot's state.
+    fn peek(&self, _key: KeyId, _time_ms: i64) -> Option<SlotId> {
+        None
+    }
+
     /// Take back slots reported in [`Fired::released`], once their states
     /// have been used.
     fn release(&mut self, slots: &[SlotId]);
+}
+
+/// Start fetching the cache lines of `value` (the first two): a hint with
+/// no effect on results.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let p = (value as *const T).cast::<i8>();
+        // SAFETY: a prefetch never faults and has no architectural effect;
+        // `p` points into a live value.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            if std::mem::size_of::<T>() > 64 {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 /// Floor of `t / step` times `step`, for negative times too.

@@ -173,6 +173,20 @@ impl WindowOperator for Sessions {
         &self.slots
     }
 
+    #[inline]
+    fn prefetch(&self, key: KeyId) {
+        if (key as usize) < self.keys.len() {
+            super::prefetch(&self.keys[key as usize]);
+        }
+    }
+
+    #[inline]
+    fn peek(&self, key: KeyId, time_ms: i64) -> Option<SlotId> {
+        let sessions = self.keys.get(key as usize)?;
+        let s = sessions.iter().find(|s| s.end >= time_ms)?;
+        (s.start <= time_ms.saturating_add(self.gap)).then(|| s.slots[0])
+    }
+
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
     }

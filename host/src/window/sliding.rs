@@ -153,6 +153,20 @@ impl WindowOperator for Sliding {
         &self.slots
     }
 
+    #[inline]
+    fn prefetch(&self, key: KeyId) {
+        if (key as usize) < self.keys.len() {
+            super::prefetch(&self.keys[key as usize]);
+        }
+    }
+
+    #[inline]
+    fn peek(&self, key: KeyId, time_ms: i64) -> Option<SlotId> {
+        let start = align(time_ms, self.slide);
+        let slices = self.keys.get(key as usize)?;
+        slices.iter().find(|(s, _)| *s == start).map(|&(_, slot)| slot)
+    }
+
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
     }
