@@ -203,9 +203,9 @@ fn authorized_file(
     state: &ApiState,
     headers: &axum::http::HeaderMap,
     name: &str,
-) -> Result<(Arc<Admin>, std::path::PathBuf), Response> {
-    let admin = authorize(state, headers).map_err(IntoResponse::into_response)?;
-    let path = plugin_file(&admin, name).map_err(IntoResponse::into_response)?;
+) -> Result<(Arc<Admin>, std::path::PathBuf), (StatusCode, &'static str)> {
+    let admin = authorize(state, headers)?;
+    let path = plugin_file(&admin, name)?;
     Ok((admin, path))
 }
 
@@ -230,7 +230,7 @@ async fn upload(
 ) -> Response {
     let (admin, path) = match authorized_file(&state, &headers, &name) {
         Ok(ok) => ok,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let checked = {
         let admin = admin.clone();
@@ -276,7 +276,7 @@ async fn remove(
 ) -> Response {
     let (_, path) = match authorized_file(&state, &headers, &name) {
         Ok(ok) => ok,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match std::fs::remove_file(&path) {
         Ok(()) => (StatusCode::ACCEPTED, format!("removed {}\n", path.display())).into_response(),

@@ -362,10 +362,10 @@ fn hot_swap_then_sigkill_resumes_with_the_new_version() {
     let v1_hash = serving_hash(s.api_port, "user_features");
     // `checkpoints list` works while the job holds the store (its index).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !s
+    while s
         .checkpoints(&config)
         .last()
-        .is_some_and(|m| events_read(m) == half as i64)
+        .is_none_or(|m| events_read(m) != half as i64)
     {
         assert!(Instant::now() < deadline, "no checkpoint of the first half is listed");
         std::thread::sleep(Duration::from_millis(100));
