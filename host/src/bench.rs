@@ -287,7 +287,7 @@ fn checkpoints(
     dir: &std::path::Path,
 ) -> anyhow::Result<ExitCode> {
     use crate::engine::{Engine, Position};
-    use crate::state::{CheckpointMeta, CheckpointStore, FORMAT_VERSION, SledStore};
+    use crate::state::{CheckpointMeta, CheckpointStore, SledStore};
 
     let new_engine = || -> anyhow::Result<Engine> {
         let mut engine = Engine::new(crate::app::engine_config(config), Box::new(CountingSink::default()));
@@ -300,20 +300,27 @@ fn checkpoints(
     let file = path.display().to_string();
     let total = std::fs::read(path)?.iter().filter(|&&b| b == b'\n').count() as u64;
     let cut = total * 9 / 10;
+    // Replay lines `from..` while `go()` says so; returns how many.
+    let replay = |engine: &mut Engine, from: u64, go: &dyn Fn(u64) -> bool| -> anyhow::Result<u64> {
+        let mut n = 0u64;
+        crate::source::file::for_each_line(&file, |line, raw| {
+            if line < from || !go(line) {
+                return Ok(());
+            }
+            n += 1;
+            engine.process_record(
+                Position {
+                    partition: 0,
+                    offset: line,
+                },
+                raw,
+                0,
+            )
+        })?;
+        Ok(n)
+    };
     let started = Instant::now();
-    crate::source::file::for_each_line(&file, |line, raw| {
-        if line >= cut {
-            return Ok(());
-        }
-        engine.process_record(
-            Position {
-                partition: 0,
-                offset: line,
-            },
-            raw,
-            0,
-        )
-    })?;
+    replay(&mut engine, 0, &|line| line < cut)?;
     let before_rate = cut as f64 / started.elapsed().as_secs_f64();
 
     let store_dir = dir.join("checkpoint-bench");
@@ -324,20 +331,7 @@ fn checkpoints(
     let pause = started.elapsed();
     let open_states: u64 = engine.views().iter().map(|v| v.open_states() as u64).sum();
     let keys = engine.views().iter().map(|v| v.open_keys()).max().unwrap_or(0);
-    let mut meta = CheckpointMeta {
-        format: FORMAT_VERSION,
-        id: 1,
-        created_ms: crate::app::now_ms(),
-        topic: "bench".into(),
-        offsets: vec![(0, cut as i64)],
-        watermark: capture.watermark,
-        partition_watermarks: capture.partition_watermarks.clone(),
-        plugins: capture.plugins(),
-        chunks: vec![],
-        size_bytes: 0,
-        open_states,
-        duration_ms: 0,
-    };
+    let mut meta = capture.meta(1, "bench", vec![(0, cut as i64)], open_states);
     let writer = {
         let store = store.clone();
         std::thread::spawn(move || -> anyhow::Result<(CheckpointMeta, f64, f64)> {
@@ -351,21 +345,7 @@ fn checkpoints(
     };
     // The event loop goes on while the checkpoint is written.
     let during = Instant::now();
-    let mut replayed_during = 0u64;
-    crate::source::file::for_each_line(&file, |line, raw| {
-        if line < cut || writer.is_finished() {
-            return Ok(());
-        }
-        replayed_during += 1;
-        engine.process_record(
-            Position {
-                partition: 0,
-                offset: line,
-            },
-            raw,
-            0,
-        )
-    })?;
+    let replayed_during = replay(&mut engine, cut, &|_| !writer.is_finished())?;
     let during_secs = during.elapsed().as_secs_f64();
     let (meta, encode, write) = writer.join().expect("checkpoint thread")?;
     let duration = started.elapsed().as_secs_f64();

@@ -35,7 +35,7 @@ use crate::engine::{Engine, EngineSnapshot, Position, ViewSnapshot};
 use crate::plugin::PluginEngine;
 use crate::sink::{RecordLog, RedisSink};
 use crate::source::kafka::{KafkaSource, StartAt};
-use crate::state::{CheckpointMeta, CheckpointStore, FORMAT_VERSION, SledStore, StateError, parse_checkpoint_ref};
+use crate::state::{CheckpointMeta, CheckpointStore, SledStore, StateError, parse_checkpoint_ref};
 
 #[derive(Debug, Clone, Default)]
 pub struct JobOptions {
@@ -340,20 +340,8 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         let pause = started.elapsed();
         summary.max_pause = summary.max_pause.max(pause);
         summary.last_pause = pause;
-        let mut meta = CheckpointMeta {
-            format: FORMAT_VERSION,
-            id,
-            created_ms: now_ms(),
-            topic: config.kafka.topic.clone(),
-            offsets: next_offsets.iter().map(|(&p, &o)| (p as u32, o)).collect(),
-            watermark: capture.watermark,
-            partition_watermarks: capture.partition_watermarks.clone(),
-            plugins: capture.plugins(),
-            chunks: vec![],
-            size_bytes: 0,
-            open_states,
-            duration_ms: 0,
-        };
+        let offsets = next_offsets.iter().map(|(&p, &o)| (p as u32, o)).collect();
+        let mut meta = capture.meta(id, &config.kafka.topic, offsets, open_states);
         let store = store.clone();
         Ok(std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
             // Encoding runs here, beside the event loop: the capture is a

@@ -773,6 +773,31 @@ impl EngineCapture {
         self.views.iter().map(|v| v.plugin.clone()).collect()
     }
 
+    /// The metadata of a checkpoint of this capture, before its chunks are
+    /// written. `offsets`: the next offset to read per partition.
+    pub fn meta(
+        &self,
+        id: u64,
+        topic: &str,
+        offsets: Vec<(u32, i64)>,
+        open_states: u64,
+    ) -> crate::state::CheckpointMeta {
+        crate::state::CheckpointMeta {
+            format: crate::state::FORMAT_VERSION,
+            id,
+            created_ms: crate::app::now_ms(),
+            topic: topic.to_string(),
+            offsets,
+            watermark: self.watermark,
+            partition_watermarks: self.partition_watermarks.clone(),
+            plugins: self.plugins(),
+            chunks: vec![],
+            size_bytes: 0,
+            open_states,
+            duration_ms: 0,
+        }
+    }
+
     /// Encode every view's states into chunks of about 4 MiB.
     pub fn encode(self) -> EngineSnapshot {
         EngineSnapshot {

@@ -175,8 +175,8 @@ impl WindowOperator for Sessions {
 
     #[inline]
     fn prefetch(&self, key: KeyId) {
-        if (key as usize) < self.keys.len() {
-            super::prefetch(&self.keys[key as usize]);
+        if let Some(parts) = self.keys.get(key as usize) {
+            super::prefetch(parts);
         }
     }
 

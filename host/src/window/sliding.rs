@@ -155,8 +155,8 @@ impl WindowOperator for Sliding {
 
     #[inline]
     fn prefetch(&self, key: KeyId) {
-        if (key as usize) < self.keys.len() {
-            super::prefetch(&self.keys[key as usize]);
+        if let Some(parts) = self.keys.get(key as usize) {
+            super::prefetch(parts);
         }
     }
 
