@@ -17,17 +17,18 @@
 //! time). A fired session is removed from the operator before any later
 //! event is assigned, so sessions are finished lazily with the next batch.
 
+mod keys;
 mod view;
+
+pub use keys::{KeyHash, KeyNames, KeyTable};
 
 pub use view::{PLUGIN_LATENCY_BOUNDS_US, View, ViewCapture, ViewStats};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::cow::CowVec;
 use crate::event::{self, Event, ParserConfig};
 use crate::plugin::{Plugin, PluginInstance};
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
@@ -85,70 +86,6 @@ pub enum EngineError {
 pub struct Position {
     pub partition: u32,
     pub offset: u64,
-}
-
-/// Interned keys of one key field, per partition: operators index vectors by
-/// [`KeyId`] instead of hashing strings again.
-#[derive(Debug, Default)]
-pub struct KeyTable {
-    /// Keys up to 23 bytes (every `user_id` we have seen) are stored inline
-    /// in the table, so a lookup is one cache miss, not two.
-    ids: Vec<FxHashMap<SmallVec<[u8; 23]>, KeyId>>,
-    /// `(partition, key)` by id; copy-on-write, so that a checkpoint takes
-    /// them along without copying.
-    names: CowVec<(u32, Box<str>)>,
-}
-
-impl KeyTable {
-    #[inline]
-    pub fn intern(&mut self, partition: u32, key: &str) -> KeyId {
-        let p = partition as usize;
-        if p >= self.ids.len() {
-            self.ids.resize_with(p + 1, FxHashMap::default);
-        }
-        if let Some(&id) = self.ids[p].get(key.as_bytes()) {
-            return id;
-        }
-        let id = self.names.len() as KeyId;
-        self.names.push((partition, key.into()));
-        self.ids[p].insert(SmallVec::from_slice(key.as_bytes()), id);
-        id
-    }
-
-    pub fn name(&self, id: KeyId) -> &str {
-        &self.names[id as usize].1
-    }
-
-    pub fn partition(&self, id: KeyId) -> u32 {
-        self.names[id as usize].0
-    }
-
-    /// The keys as they are now, for a checkpoint (see [`CowVec`]).
-    pub fn names(&self) -> KeyNames {
-        KeyNames(self.names.clone())
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-}
-
-/// The names of a [`KeyTable`] at one moment.
-#[derive(Clone)]
-pub struct KeyNames(CowVec<(u32, Box<str>)>);
-
-impl KeyNames {
-    pub fn name(&self, id: KeyId) -> &str {
-        &self.0[id as usize].1
-    }
-
-    pub fn partition(&self, id: KeyId) -> u32 {
-        self.0[id as usize].0
-    }
 }
 
 /// Counters of the whole engine.
@@ -448,7 +385,7 @@ impl Engine {
     #[inline]
     pub fn process_record(&mut self, pos: Position, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
         let parsed = event::parse_event(raw, &self.cfg.parser);
-        self.process_parsed(pos, parsed, raw, now_ms)
+        self.process_parsed(pos, parsed.as_ref().map_err(|e| *e), raw, now_ms)
     }
 
     /// Process consecutive records of one partition, `(offset, record)`:
@@ -465,33 +402,53 @@ impl Engine {
         let parser = &self.cfg.parser;
         let parsed: SmallVec<[Result<Event<'_>, event::BadReason>; file::BLOCK]> =
             block.iter().map(|(_, raw)| event::parse_event(raw, parser)).collect();
-        if let Some(table) = self.key_fields.iter().position(|f| f == "user_id") {
+        // Interning is the same whenever it happens: do it for the whole
+        // block first, with every key's table slot already on its way.
+        let table = self.key_fields.iter().position(|f| f == "user_id");
+        let mut ids: SmallVec<[Option<KeyId>; file::BLOCK]> = SmallVec::new();
+        if let Some(table) = table {
             let keys = &mut self.keys[table];
-            let ids: SmallVec<[Option<KeyId>; file::BLOCK]> = parsed
+            let hashes: SmallVec<[Option<KeyHash>; file::BLOCK]> = parsed
                 .iter()
-                .map(|p| p.as_ref().ok().map(|ev| keys.intern(partition, &ev.user_id)))
+                .map(|p| {
+                    let h = KeyTable::hash(partition, &p.as_ref().ok()?.user_id);
+                    keys.prefetch(h);
+                    Some(h)
+                })
                 .collect();
-            let views = || {
-                self.views
-                    .iter()
-                    .filter(move |v| v.key_table == table && v.keyed_by_user_id() && v.disabled.is_none())
-            };
+            ids = parsed
+                .iter()
+                .zip(&hashes)
+                .map(|(p, h)| Some(keys.intern_hashed((*h)?, partition, &p.as_ref().ok()?.user_id)))
+                .collect();
             for &key in ids.iter().flatten() {
-                views().for_each(|v| v.prefetch_key(key));
-            }
-            for (p, key) in parsed.iter().zip(&ids) {
-                if let (Ok(ev), Some(key)) = (p, key) {
-                    views().for_each(|v| v.prefetch_slot(*key, ev.time_ms));
+                for v in self.user_id_views(table) {
+                    v.prefetch_key(key);
                 }
             }
         }
-        for ((offset, raw), p) in block.iter().zip(parsed) {
+        // Then, a few events ahead of the one processed, fetch the state
+        // the event will most likely update (its key's parts are in the
+        // cache by then).
+        const AHEAD: usize = 8;
+        let prefetch_state = |engine: &Self, i: usize| {
+            if let (Some(table), Some(Some(key)), Some(Ok(ev))) = (table, ids.get(i), parsed.get(i)) {
+                for v in engine.user_id_views(table) {
+                    v.prefetch_slot(*key, ev.time_ms);
+                }
+            }
+        };
+        for i in 0..AHEAD {
+            prefetch_state(self, i);
+        }
+        for (i, ((offset, raw), p)) in block.iter().zip(&parsed).enumerate() {
+            prefetch_state(self, i + AHEAD);
             self.process_parsed(
                 Position {
                     partition,
                     offset: *offset,
                 },
-                p,
+                p.as_ref().map_err(|e| *e),
                 raw,
                 now_ms,
             )?;
@@ -499,17 +456,24 @@ impl Engine {
         Ok(())
     }
 
+    /// The running views keyed by `user_id` in key table `table`.
+    fn user_id_views(&self, table: usize) -> impl Iterator<Item = &View> {
+        self.views
+            .iter()
+            .filter(move |v| v.key_table == table && v.keyed_by_user_id() && v.disabled.is_none())
+    }
+
     #[inline]
     fn process_parsed(
         &mut self,
         pos: Position,
-        parsed: Result<Event<'_>, event::BadReason>,
+        parsed: Result<&Event<'_>, event::BadReason>,
         raw: &[u8],
         now_ms: i64,
     ) -> Result<(), EngineError> {
         self.stats.records_read += 1;
         match parsed {
-            Ok(ev) => self.process_event(pos, &ev, raw, now_ms),
+            Ok(ev) => self.process_event(pos, ev, raw, now_ms),
             Err(reason) => {
                 self.stats.bad_records += 1;
                 *self.stats.bad_by_reason.entry(reason.as_str()).or_default() += 1;

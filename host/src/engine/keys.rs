@@ -1,0 +1,220 @@
+//! Interning keys: `(partition, key text)` → a dense [`KeyId`].
+//!
+//! An open-addressing table whose 32-byte entries hold short keys inline
+//! (every `user_id` we have seen), so that a lookup is one cache line, and
+//! whose slot for a key can be computed — and prefetched — before the
+//! lookup: the engine hashes a block of events' keys, prefetches their
+//! slots, and only then looks them up. Longer keys go to an ordinary map.
+
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::Hasher;
+
+use crate::cow::CowVec;
+use crate::window::KeyId;
+
+/// Keys up to this many bytes live in the table's entries.
+const INLINE: usize = 19;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+struct Entry {
+    /// High bits of the hash, with the lowest bit set; 0 = empty.
+    tag: u32,
+    id: KeyId,
+    partition: u32,
+    len: u8,
+    bytes: [u8; INLINE],
+}
+
+/// The hash of a key, computed once per event (see [`KeyTable::hash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+/// Interned keys of one key field, per partition: operators index vectors by
+/// [`KeyId`] instead of hashing strings again.
+#[derive(Default)]
+pub struct KeyTable {
+    entries: Vec<Entry>,
+    /// Occupied entries.
+    used: usize,
+    long: FxHashMap<(u32, Box<[u8]>), KeyId>,
+    /// `(partition, key)` by id; copy-on-write, so that a checkpoint takes
+    /// them along without copying.
+    names: CowVec<(u32, Box<str>)>,
+}
+
+impl std::fmt::Debug for KeyTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyTable").field("keys", &self.names.len()).finish()
+    }
+}
+
+impl KeyTable {
+    #[inline]
+    pub fn hash(partition: u32, key: &str) -> KeyHash {
+        let mut h = FxHasher::default();
+        h.write(key.as_bytes());
+        h.write_u32(partition);
+        // Fibonacci hashing: the high bits pick the slot.
+        KeyHash(h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    #[inline]
+    fn slot(&self, h: KeyHash) -> usize {
+        let bits = self.entries.len().trailing_zeros();
+        if bits == 0 { 0 } else { (h.0 >> (64 - bits)) as usize }
+    }
+
+    /// Start fetching the entry a lookup of `h` will read first.
+    #[inline]
+    pub fn prefetch(&self, h: KeyHash) {
+        if let Some(e) = self.entries.get(self.slot(h)) {
+            crate::window::prefetch(e);
+        }
+    }
+
+    #[inline]
+    pub fn intern(&mut self, partition: u32, key: &str) -> KeyId {
+        self.intern_hashed(Self::hash(partition, key), partition, key)
+    }
+
+    /// [`KeyTable::intern`] with the hash computed beforehand.
+    #[inline]
+    pub fn intern_hashed(&mut self, h: KeyHash, partition: u32, key: &str) -> KeyId {
+        let bytes = key.as_bytes();
+        if bytes.len() > INLINE {
+            return self.intern_long(partition, key);
+        }
+        if (self.used + 1) * 2 > self.entries.len() {
+            self.grow();
+        }
+        let tag = (h.0 as u32) | 1;
+        let mask = self.entries.len() - 1;
+        let mut i = self.slot(h);
+        loop {
+            let e = &self.entries[i];
+            if e.tag == 0 {
+                break;
+            }
+            if e.tag == tag && e.partition == partition && &e.bytes[..e.len as usize] == bytes {
+                return e.id;
+            }
+            i = (i + 1) & mask;
+        }
+        let id = self.new_id(partition, key);
+        let mut e = Entry {
+            tag,
+            id,
+            partition,
+            len: bytes.len() as u8,
+            bytes: [0; INLINE],
+        };
+        e.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.entries[i] = e;
+        self.used += 1;
+        id
+    }
+
+    #[cold]
+    fn intern_long(&mut self, partition: u32, key: &str) -> KeyId {
+        if let Some(&id) = self.long.get(&(partition, Box::from(key.as_bytes()))) {
+            return id;
+        }
+        let id = self.new_id(partition, key);
+        self.long.insert((partition, Box::from(key.as_bytes())), id);
+        id
+    }
+
+    fn new_id(&mut self, partition: u32, key: &str) -> KeyId {
+        let id = self.names.len() as KeyId;
+        self.names.push((partition, key.into()));
+        id
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.entries);
+        self.entries = vec![Entry::default(); (old.len() * 2).max(1024)];
+        let mask = self.entries.len() - 1;
+        for e in old.into_iter().filter(|e| e.tag != 0) {
+            let key = std::str::from_utf8(&e.bytes[..e.len as usize]).expect("keys are text");
+            let mut i = self.slot(Self::hash(e.partition, key));
+            while self.entries[i].tag != 0 {
+                i = (i + 1) & mask;
+            }
+            self.entries[i] = e;
+        }
+    }
+
+    pub fn name(&self, id: KeyId) -> &str {
+        &self.names[id as usize].1
+    }
+
+    pub fn partition(&self, id: KeyId) -> u32 {
+        self.names[id as usize].0
+    }
+
+    /// The keys as they are now, for a checkpoint (see [`CowVec`]).
+    pub fn names(&self) -> KeyNames {
+        KeyNames(self.names.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// The names of a [`KeyTable`] at one moment.
+#[derive(Clone)]
+pub struct KeyNames(CowVec<(u32, Box<str>)>);
+
+impl KeyNames {
+    pub fn name(&self, id: KeyId) -> &str {
+        &self.0[id as usize].1
+    }
+
+    pub fn partition(&self, id: KeyId) -> u32 {
+        self.0[id as usize].0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_key_same_id_per_partition_and_ids_are_dense() {
+        let mut t = KeyTable::default();
+        let long = "a-key-that-is-much-longer-than-nineteen-bytes";
+        let mut expect = std::collections::HashMap::new();
+        for round in 0..2 {
+            for i in 0..50_000u32 {
+                for (p, key) in [(i % 3, format!("{}", i / 2)), (0, format!("{long}{}", i % 100))] {
+                    let id = t.intern(p, &key);
+                    let prev = *expect.entry((p, key.clone())).or_insert(id);
+                    assert_eq!(prev, id, "round {round}: {p}/{key}");
+                    assert_eq!((t.name(id), t.partition(id)), (key.as_str(), p));
+                }
+            }
+        }
+        assert_eq!(t.len(), expect.len());
+        let mut ids: Vec<KeyId> = expect.values().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..expect.len() as KeyId).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_prefetched_hash_interns_the_same() {
+        let mut t = KeyTable::default();
+        let a = t.intern(1, "111");
+        let h = KeyTable::hash(1, "111");
+        t.prefetch(h);
+        assert_eq!(t.intern_hashed(h, 1, "111"), a);
+        assert_ne!(t.intern(2, "111"), a, "partitions have their own keys");
+        assert_eq!(t.intern(0, ""), t.intern(0, ""));
+    }
+}
