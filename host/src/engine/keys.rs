@@ -89,6 +89,9 @@ impl KeyTable {
             self.grow();
         }
         let tag = (h.0 as u32) | 1;
+        // Compared as whole arrays (unused bytes are zero): no memcmp call.
+        let mut probe = [0u8; INLINE];
+        probe[..bytes.len()].copy_from_slice(bytes);
         let mask = self.entries.len() - 1;
         let mut i = self.slot(h);
         loop {
@@ -96,21 +99,19 @@ impl KeyTable {
             if e.tag == 0 {
                 break;
             }
-            if e.tag == tag && e.partition == partition && &e.bytes[..e.len as usize] == bytes {
+            if e.tag == tag && e.partition == partition && e.len as usize == bytes.len() && e.bytes == probe {
                 return e.id;
             }
             i = (i + 1) & mask;
         }
         let id = self.new_id(partition, key);
-        let mut e = Entry {
+        self.entries[i] = Entry {
             tag,
             id,
             partition,
             len: bytes.len() as u8,
-            bytes: [0; INLINE],
+            bytes: probe,
         };
-        e.bytes[..bytes.len()].copy_from_slice(bytes);
-        self.entries[i] = e;
         self.used += 1;
         id
     }

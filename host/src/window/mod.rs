@@ -176,22 +176,25 @@ pub trait WindowOperator: Send {
     fn release(&mut self, slots: &[SlotId]);
 }
 
-/// Start fetching the cache lines of `value` (the first two): a hint with
-/// no effect on results.
+/// Start fetching the cache lines of `value`: a hint with no effect on
+/// results.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         let p = (value as *const T).cast::<i8>();
-        // SAFETY: a prefetch never faults and has no architectural effect;
-        // `p` points into a live value.
-        #[allow(unused_unsafe)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            if std::mem::size_of::<T>() > 64 {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64));
+        let size = std::mem::size_of::<T>().max(1);
+        // Every line the value spans (it need not start on a line).
+        let mut offset = 0;
+        while offset < size + 63 {
+            // SAFETY: a prefetch never faults and has no architectural
+            // effect; the address is only a hint.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset.min(size - 1)));
             }
+            offset += 64;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]

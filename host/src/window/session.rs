@@ -11,15 +11,15 @@
 //! keeps the slots of its parts, and the plugin merges them when the session
 //! fires. That keeps the hot path free of plugin calls.
 //!
-//! Firing time index: a min-heap of `(fire time, key)`. A session's end moves
-//! with almost every event, so the heap is updated lazily: every session has
+//! Firing time index: a priority queue of `(fire time, key)` ([`FireQueue`]).
+//! A session's end moves with almost every event, so the queue is updated
+//! lazily: every session has
 //! one entry at or before its firing time (`entry`); when an entry pops
 //! before the session is due, it is pushed again at the session's current
 //! firing time. That is about one heap operation per session per gap instead
 //! of one per event.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
@@ -42,7 +42,7 @@ pub struct Sessions {
     /// Open sessions per key, sorted by start, pairwise not touching;
     /// almost always one, kept inline (one cache miss per event).
     keys: CowVec<SmallVec<[Session; 1]>>,
-    heap: BinaryHeap<Reverse<(i64, KeyId)>>,
+    queue: FireQueue,
     slots: SlotAllocator,
 }
 
@@ -52,7 +52,7 @@ impl Sessions {
         Self {
             gap,
             keys: CowVec::new(),
-            heap: BinaryHeap::new(),
+            queue: FireQueue::default(),
             slots: SlotAllocator::default(),
         }
     }
@@ -92,7 +92,7 @@ impl WindowOperator for Sessions {
                     slots: smallvec::smallvec![slot],
                 },
             );
-            self.heap.push(Reverse((end - 1, key)));
+            self.queue.push(end - 1, key);
             return Assign::Slot(slot);
         }
         if last - first == 1 {
@@ -116,15 +116,11 @@ impl WindowOperator for Sessions {
 
     #[inline]
     fn next_fire(&self) -> i64 {
-        self.heap.peek().map_or(i64::MAX, |Reverse((t, _))| *t)
+        self.queue.next
     }
 
     fn advance(&mut self, watermark: i64, out: &mut Fired) {
-        while let Some(&Reverse((entry, key))) = self.heap.peek() {
-            if entry > watermark {
-                break;
-            }
-            self.heap.pop();
+        while let Some((entry, key)) = self.queue.pop_due(watermark) {
             let sessions = &mut self.keys[key as usize];
             let mut i = 0;
             while i < sessions.len() {
@@ -137,7 +133,7 @@ impl WindowOperator for Sessions {
                 }
                 if s.entry == entry {
                     s.entry = s.end - 1;
-                    self.heap.push(Reverse((s.entry, key)));
+                    self.queue.push(s.entry, key);
                 }
                 i += 1;
             }
@@ -165,7 +161,7 @@ impl WindowOperator for Sessions {
                 slots: slots.clone(),
             },
         );
-        self.heap.push(Reverse((end - 1, key)));
+        self.queue.push(end - 1, key);
         slots.to_vec()
     }
 
@@ -192,6 +188,67 @@ impl WindowOperator for Sessions {
     }
 }
 
+/// Milliseconds of firing time per bucket of a [`FireQueue`].
+const BUCKET_MS: i64 = 1_000;
+
+/// A min-priority queue of `(fire time, key)` for a watermark that only
+/// moves forward: buckets of [`BUCKET_MS`] of firing time, each a sorted
+/// run consumed from its head. Firing times arrive roughly in order, so an
+/// insert lands near its bucket's end, and pops walk memory in order — a
+/// binary heap of a million sessions misses the cache at every level.
+/// Pops come in exactly the heap's order: smallest `(time, key)` first.
+#[derive(Debug)]
+struct FireQueue {
+    /// Never holds an empty bucket.
+    buckets: BTreeMap<i64, Bucket>,
+    /// The smallest firing time queued (`i64::MAX` when empty).
+    next: i64,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    /// Sorted from `head` on; what is before `head` was popped.
+    items: Vec<(i64, KeyId)>,
+    head: usize,
+}
+
+impl Default for FireQueue {
+    fn default() -> Self {
+        Self {
+            buckets: BTreeMap::new(),
+            next: i64::MAX,
+        }
+    }
+}
+
+impl FireQueue {
+    fn push(&mut self, time: i64, key: KeyId) {
+        let b = self.buckets.entry(time.div_euclid(BUCKET_MS)).or_default();
+        let at = b.head + b.items[b.head..].partition_point(|&x| x <= (time, key));
+        b.items.insert(at, (time, key));
+        self.next = self.next.min(time);
+    }
+
+    /// The smallest entry, if its time is at or before `watermark`.
+    fn pop_due(&mut self, watermark: i64) -> Option<(i64, KeyId)> {
+        if self.next > watermark {
+            return None;
+        }
+        let mut first = self.buckets.first_entry()?;
+        let b = first.get_mut();
+        let item = b.items[b.head];
+        b.head += 1;
+        if b.head == b.items.len() {
+            first.remove();
+        }
+        self.next = self
+            .buckets
+            .first_key_value()
+            .map_or(i64::MAX, |(_, b)| b.items[b.head].0);
+        Some(item)
+    }
+}
+
 /// The open sessions of a [`Sessions`] at one moment.
 struct SessionParts(CowVec<SmallVec<[Session; 1]>>);
 
@@ -208,6 +265,42 @@ impl Parts for SessionParts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fire_queue_pops_in_heap_order() {
+        use std::cmp::Reverse;
+        let mut q = FireQueue::default();
+        let mut heap = std::collections::BinaryHeap::new();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut watermark = -5_000;
+        for round in 0..200 {
+            for _ in 0..50 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let t = watermark + 1 + (x % 20_000) as i64;
+                let key = (x >> 40) as KeyId % 7;
+                q.push(t, key);
+                heap.push(Reverse((t, key)));
+            }
+            watermark += 1_700 + round % 3;
+            while let Some(got) = q.pop_due(watermark) {
+                let Reverse(want) = heap.pop().unwrap();
+                assert_eq!(got, want);
+                // What fires may be pushed again, later.
+                if want.1 == 3 {
+                    q.push(want.0 + 10_000, 3);
+                    heap.push(Reverse((want.0 + 10_000, 3)));
+                }
+            }
+            assert_eq!(q.next, heap.peek().map_or(i64::MAX, |Reverse((t, _))| *t));
+            assert!(q.next > watermark);
+        }
+        while let Some(got) = q.pop_due(i64::MAX) {
+            assert_eq!(got, heap.pop().unwrap().0);
+        }
+        assert!(heap.is_empty() && q.buckets.is_empty() && q.next == i64::MAX);
+    }
 
     const GAP: i64 = 600_000;
 
