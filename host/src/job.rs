@@ -324,6 +324,9 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         last_ends: Instant::now() - Duration::from_secs(60),
         ends: BTreeMap::new(),
     };
+    // The API lists the views and partitions from now on, not from the
+    // first periodic publish.
+    publisher.publish(&engine, &source, &next_offsets, 0, &summary, true);
     let interval = config.checkpoint.interval;
     let retain = config.checkpoint.retain;
 

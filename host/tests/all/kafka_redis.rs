@@ -286,11 +286,16 @@ fn restore_an_older_checkpoint_converges() {
                 metrics.contains("200 OK") && metrics.contains("featherflow_records_read_total"),
                 "{metrics}"
             );
-            let plugins = http_get(s.api_port, "/api/plugins");
-            assert!(
-                plugins.contains("user_features") && plugins.contains("session_features"),
-                "{plugins}"
-            );
+            // The views are listed once the job has restored and started.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let plugins = http_get(s.api_port, "/api/plugins");
+                if plugins.contains("user_features") && plugins.contains("session_features") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{plugins}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         services::signal(child.id(), "TERM");
         wait_ok(child, Duration::from_secs(30));
