@@ -200,16 +200,19 @@ fn decode_state<F: Feature>(bytes: &[u8]) -> Result<F::State, String> {
 /// Writes `u32 n`, then `n` × `bytes`.
 fn write_states<F: Feature>(states: &[F::State]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut writer = Writer::new(&mut out);
-    writer.count(states.len());
+    Writer::new(&mut out).count(states.len());
     // `F::encode` appends to a scratch buffer, not to `out`: the length
     // prefix must precede the state, and a careless `encode` that clears its
     // buffer then only destroys its own state.
     let mut scratch = Vec::new();
-    for state in states {
+    for (i, state) in states.iter().enumerate() {
         scratch.clear();
         F::encode(state, &mut scratch);
-        writer.bytes(&scratch);
+        if i == 0 {
+            // A feature's states are mostly one size: allocate once.
+            out.reserve(states.len() * (4 + scratch.len()));
+        }
+        Writer::new(&mut out).bytes(&scratch);
     }
     out
 }
@@ -217,10 +220,13 @@ fn write_states<F: Feature>(states: &[F::State]) -> Vec<u8> {
 /// An event: `u32 slot`, `i64 time-ms`, `f64 price`, `str event-type`,
 /// `str key`, `str extra`.
 fn read_event<'a>(r: &mut Reader<'a>) -> Result<(usize, Event<'a>), DecodeError> {
-    let slot = r.u32()? as usize;
+    // The fixed-size head in one bounds check (this runs per event).
+    let head: &[u8; 20] = r.take(20)?.try_into().expect("took 20 bytes");
+    let le8 = |at: usize| <[u8; 8]>::try_from(&head[at..at + 8]).expect("8 bytes");
+    let slot = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
     let event = Event {
-        time_ms: r.i64()?,
-        price: r.f64()?,
+        time_ms: i64::from_le_bytes(le8(4)),
+        price: f64::from_le_bytes(le8(12)),
         event_type: r.str()?,
         key: r.str()?,
         extra: r.str()?,

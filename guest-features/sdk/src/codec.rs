@@ -219,6 +219,12 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let at = self.pos;
         let bytes = self.bytes()?;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is UTF-8. Keys and event types almost always
+            // are ASCII, and this check is several times cheaper than
+            // `from_utf8` on short strings (it is per event, per view).
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+        }
         std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { at })
     }
 

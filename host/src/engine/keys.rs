@@ -151,6 +151,23 @@ impl KeyTable {
         &self.names[id as usize].1
     }
 
+    /// Start fetching key `id`'s entry in the name list (a hint).
+    #[inline]
+    pub fn prefetch_name(&self, id: KeyId) {
+        if let Some(entry) = self.names.get(id as usize) {
+            crate::window::prefetch(entry);
+        }
+    }
+
+    /// Start fetching key `id`'s text; its entry should be in the cache
+    /// already ([`KeyTable::prefetch_name`]), or this waits for it.
+    #[inline]
+    pub fn prefetch_name_text(&self, id: KeyId) {
+        if let Some(first) = self.names.get(id as usize).and_then(|e| e.1.as_bytes().first()) {
+            crate::window::prefetch(first);
+        }
+    }
+
     pub fn partition(&self, id: KeyId) -> u32 {
         self.names[id as usize].0
     }

@@ -385,7 +385,7 @@ impl Engine {
     #[inline]
     pub fn process_record(&mut self, pos: Position, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
         let parsed = event::parse_event(raw, &self.cfg.parser);
-        self.process_parsed(pos, parsed.as_ref().map_err(|e| *e), raw, now_ms)
+        self.process_parsed(pos, parsed.as_ref().map_err(|e| *e), raw, now_ms, None)
     }
 
     /// Process consecutive records of one partition, `(offset, record)`:
@@ -451,6 +451,7 @@ impl Engine {
                 p.as_ref().map_err(|e| *e),
                 raw,
                 now_ms,
+                table.zip(ids.get(i).copied().flatten()),
             )?;
         }
         Ok(())
@@ -470,10 +471,11 @@ impl Engine {
         parsed: Result<&Event<'_>, event::BadReason>,
         raw: &[u8],
         now_ms: i64,
+        user_id: Option<(usize, KeyId)>,
     ) -> Result<(), EngineError> {
         self.stats.records_read += 1;
         match parsed {
-            Ok(ev) => self.process_event(pos, ev, raw, now_ms),
+            Ok(ev) => self.process_event_keyed(pos, ev, raw, now_ms, user_id),
             Err(reason) => {
                 self.stats.bad_records += 1;
                 *self.stats.bad_by_reason.entry(reason.as_str()).or_default() += 1;
@@ -506,11 +508,28 @@ impl Engine {
     /// Process one parsed event. `raw` is kept only for the late log.
     #[inline]
     pub fn process_event(&mut self, pos: Position, ev: &Event<'_>, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
+        self.process_event_keyed(pos, ev, raw, now_ms, None)
+    }
+
+    /// [`Engine::process_event`] with the event's `user_id` already interned
+    /// in key table `.0` (by [`Engine::process_lines`]).
+    #[inline]
+    fn process_event_keyed(
+        &mut self,
+        pos: Position,
+        ev: &Event<'_>,
+        raw: &[u8],
+        now_ms: i64,
+        user_id: Option<(usize, KeyId)>,
+    ) -> Result<(), EngineError> {
         self.stats.events += 1;
         let wm = self.watermarks.current();
         let batch_size = self.cfg.batch_size;
         // Views that share a key field share the key's id: intern once.
         let mut key_cache: KeyCache<'_> = smallvec::smallvec![None; self.keys.len()];
+        if let Some((table, key)) = user_id {
+            key_cache[table] = Some((key, std::borrow::Cow::Borrowed(&ev.user_id)));
+        }
         for view in &mut self.views {
             if view.disabled.is_some() {
                 continue;

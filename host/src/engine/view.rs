@@ -64,6 +64,7 @@ impl ViewStats {
 /// One state and its batch bookkeeping, side by side: the hot path touches
 /// both for the same event, and it is memory-bound.
 #[derive(Default, Clone)]
+#[repr(align(64))]
 struct Slot {
     /// `(batch << 32) | index` when the slot is already in the current
     /// batch, so each slot's state is sent once however many of the batch's
@@ -130,6 +131,9 @@ pub struct View {
     batch_no: u32,
     batch_slots: Vec<SlotId>,
     events: Packed,
+    /// The states of `batch_slots`, packed when the batch first touches
+    /// each slot (its cache line is at hand then; by the time the batch is
+    /// applied it is usually not).
     states: Packed,
     windows: Packed,
     fired: Fired,
@@ -160,6 +164,8 @@ impl View {
         };
         let mut events = Packed::default();
         events.clear();
+        let mut states = Packed::default();
+        states.clear();
         Ok(Self {
             name: Arc::from(d.view.as_str()),
             key_is_user_id: d.key_field == "user_id",
@@ -170,7 +176,7 @@ impl View {
             batch_no: 1,
             batch_slots: Vec::new(),
             events,
-            states: Packed::default(),
+            states,
             windows: Packed::default(),
             fired: Fired::default(),
             values: Vec::new(),
@@ -285,6 +291,7 @@ impl View {
             let i = self.batch_slots.len() as u32;
             self.batch_slots.push(slot);
             entry.mark = ((self.batch_no as u64) << 32) | i as u64;
+            self.states.push_state(&entry.state);
             i
         };
         self.events
@@ -342,10 +349,6 @@ impl View {
     }
 
     fn apply_batch(&mut self, dead_letter: &RecordLog, source: &str) {
-        self.states.clear();
-        for &slot in &self.batch_slots {
-            self.states.push_state(&self.arena[slot as usize].state);
-        }
         let n = self.batch_slots.len();
         let started = Instant::now();
         let arena = &mut self.arena;
@@ -353,6 +356,10 @@ impl View {
         let result = self
             .instance
             .update_with(self.states.bytes(), self.events.bytes(), n, |i, state| {
+                // The batch's slots left the cache since it was staged.
+                if let Some(slot) = batch_slots.get(i + 8).and_then(|&s| arena.get(s as usize)) {
+                    crate::window::prefetch(slot);
+                }
                 let a = &mut arena[batch_slots[i] as usize].state;
                 a.clear();
                 a.extend_from_slice(state);
@@ -366,6 +373,7 @@ impl View {
             self.consecutive_failures = 0;
         }
         self.events.clear();
+        self.states.clear();
         self.batch_slots.clear();
         self.batch_no = self.batch_no.wrapping_add(1).max(1);
     }
@@ -400,7 +408,29 @@ impl View {
     ) {
         let windows = &self.fired.windows[range];
         self.windows.clear();
-        for w in windows {
+        // Fired windows are spread over all keys: fetch a few ahead, the
+        // key's name entry first, then its text and the window's states.
+        const AHEAD: usize = 4;
+        let fetch_name = |j: usize| {
+            if let Some(w) = windows.get(j) {
+                keys.prefetch_name(w.key);
+            }
+        };
+        let fetch_rest = |j: usize| {
+            if let Some(w) = windows.get(j) {
+                keys.prefetch_name_text(w.key);
+                for &s in self.fired.slots_of(w) {
+                    if let Some(slot) = self.arena.get(s as usize) {
+                        crate::window::prefetch(slot);
+                    }
+                }
+            }
+        };
+        (0..2 * AHEAD).for_each(fetch_name);
+        (0..AHEAD).for_each(fetch_rest);
+        for (i, w) in windows.iter().enumerate() {
+            fetch_name(i + 2 * AHEAD);
+            fetch_rest(i + AHEAD);
             let slots = self.fired.slots_of(w);
             self.windows.push_window(
                 keys.name(w.key),
@@ -564,12 +594,13 @@ impl View {
             .filter(|&s| !self.arena[s].state.is_empty())
             .collect();
         let mut converted: Vec<(usize, Vec<u8>)> = Vec::with_capacity(live.len());
+        let mut states = Packed::default();
         for batch in live.chunks(4096) {
-            self.states.clear();
+            states.clear();
             for &s in batch {
-                self.states.push_state(&self.arena[s].state);
+                states.push_state(&self.arena[s].state);
             }
-            let new = instance.migrate(from_version, self.states.bytes(), batch.len())?;
+            let new = instance.migrate(from_version, states.bytes(), batch.len())?;
             converted.extend(batch.iter().copied().zip(new));
         }
         for (s, st) in converted {
@@ -584,12 +615,13 @@ impl View {
         let live: Vec<usize> = (0..self.arena.len())
             .filter(|&s| !self.arena[s].state.is_empty())
             .collect();
+        let mut states = Packed::default();
         for batch in live.chunks(4096) {
-            self.states.clear();
+            states.clear();
             for &s in batch {
-                self.states.push_state(&self.arena[s].state);
+                states.push_state(&self.arena[s].state);
             }
-            let new = self.instance.migrate(from_version, self.states.bytes(), batch.len())?;
+            let new = self.instance.migrate(from_version, states.bytes(), batch.len())?;
             for (&s, st) in batch.iter().zip(new) {
                 self.arena[s].state = SmallVec::from_vec(st);
             }
@@ -620,6 +652,7 @@ impl View {
         self.arena.clear();
         self.batch_slots.clear();
         self.events.clear();
+        self.states.clear();
         self.fired.clear();
         self.batch_no = self.batch_no.wrapping_add(1).max(1);
     }
