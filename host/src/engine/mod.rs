@@ -594,17 +594,29 @@ impl Engine {
 
     /// Fire what the watermark `wm` completes.
     fn advance(&mut self, wm: i64) -> Result<(), EngineError> {
-        for view in &mut self.views {
-            if view.advance(wm) {
-                view.flush(
-                    &self.keys[view.key_table],
-                    &mut self.records,
-                    &self.dead_letter,
-                    &self.source,
-                );
+        for i in 0..self.views.len() {
+            if self.views[i].advance(wm) {
+                self.flush_view(i)?;
             }
         }
         Ok(())
+    }
+
+    /// Flush view `i`, handing its records to the sink a chunk at a time.
+    fn flush_view(&mut self, i: usize) -> Result<(), EngineError> {
+        loop {
+            let view = &mut self.views[i];
+            let more = view.flush_some(
+                &self.keys[view.key_table],
+                &mut self.records,
+                &self.dead_letter,
+                &self.source,
+            );
+            if !more {
+                return Ok(());
+            }
+            self.write_records()?;
+        }
     }
 
     /// Tell the engine about a partition it reads (it holds the watermark
@@ -626,13 +638,8 @@ impl Engine {
     /// Apply every pending batch, finish every fired window, and hand all
     /// records to the sink.
     pub fn flush(&mut self) -> Result<(), EngineError> {
-        for view in &mut self.views {
-            view.flush(
-                &self.keys[view.key_table],
-                &mut self.records,
-                &self.dead_letter,
-                &self.source,
-            );
+        for i in 0..self.views.len() {
+            self.flush_view(i)?;
         }
         self.drain_records()?;
         self.sink.flush()?;
@@ -652,6 +659,11 @@ impl Engine {
 
     fn drain_records(&mut self) -> Result<(), EngineError> {
         self.collect_rollbacks();
+        self.write_records()
+    }
+
+    /// Hand the finished records to the sink.
+    fn write_records(&mut self) -> Result<(), EngineError> {
         if self.records.is_empty() {
             return Ok(());
         }

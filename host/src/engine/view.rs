@@ -137,6 +137,8 @@ pub struct View {
     states: Packed,
     windows: Packed,
     fired: Fired,
+    /// Windows of `fired` already finished (they are finished in chunks).
+    finished: usize,
     values: Vec<Value>,
     /// When the oldest window in `fired` fired.
     fired_at: Option<Instant>,
@@ -179,6 +181,7 @@ impl View {
             states,
             windows: Packed::default(),
             fired: Fired::default(),
+            finished: 0,
             values: Vec::new(),
             fired_at: None,
             consecutive_failures: 0,
@@ -328,11 +331,32 @@ impl View {
         dead_letter: &RecordLog,
         source: &str,
     ) {
+        while self.flush_some(keys, records, dead_letter, source) {}
+    }
+
+    /// [`View::flush`] one step at a time: apply the pending batch and
+    /// finish at most [`View::FINISH_CHUNK`] fired windows. Returns true if
+    /// fired windows remain: hand `records` to the sink and call again
+    /// (before the next event), so that a firing of a million windows never
+    /// holds a million records.
+    pub(super) fn flush_some(
+        &mut self,
+        keys: &KeyTable,
+        records: &mut Vec<FeatureRecord>,
+        dead_letter: &RecordLog,
+        source: &str,
+    ) -> bool {
         if !self.events.is_empty() {
             self.apply_batch(dead_letter, source);
         }
-        if !self.fired.windows.is_empty() {
-            self.finish_fired(keys, records, dead_letter, source);
+        let total = self.fired.windows.len();
+        if self.finished < total {
+            let to = (self.finished + Self::FINISH_CHUNK).min(total);
+            self.finish_range(self.finished..to, keys, records, dead_letter, source);
+            self.finished = to;
+            if to < total {
+                return true;
+            }
         }
         if !self.fired.released.is_empty() {
             for &slot in &self.fired.released {
@@ -345,7 +369,9 @@ impl View {
             self.op.release(&self.fired.released);
         }
         self.fired.clear();
+        self.finished = 0;
         self.fired_at = None;
+        false
     }
 
     fn apply_batch(&mut self, dead_letter: &RecordLog, source: &str) {
@@ -381,22 +407,6 @@ impl View {
     /// Windows per `finish` call: bounds the plugin's memory when a
     /// watermark jump (the end of a file) fires everything at once.
     const FINISH_CHUNK: usize = 4096;
-
-    fn finish_fired(
-        &mut self,
-        keys: &KeyTable,
-        records: &mut Vec<FeatureRecord>,
-        dead_letter: &RecordLog,
-        source: &str,
-    ) {
-        let total = self.fired.windows.len();
-        let mut from = 0;
-        while from < total {
-            let to = (from + Self::FINISH_CHUNK).min(total);
-            self.finish_range(from..to, keys, records, dead_letter, source);
-            from = to;
-        }
-    }
 
     fn finish_range(
         &mut self,
@@ -654,6 +664,7 @@ impl View {
         self.events.clear();
         self.states.clear();
         self.fired.clear();
+        self.finished = 0;
         self.batch_no = self.batch_no.wrapping_add(1).max(1);
     }
 
