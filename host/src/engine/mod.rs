@@ -393,56 +393,46 @@ impl Engine {
     ///
     /// With many keys the hot path waits on memory: each event touches its
     /// key's entry, window parts and states, scattered over hundreds of MB.
-    /// Looking ahead over the block, the engine interns every key first
-    /// (independent lookups, which the CPU overlaps), then asks for each
-    /// key's window parts and each event's likely state to be fetched into
-    /// the cache, and only then processes the events one by one. The
-    /// look-ahead only reads and prefetches; results do not depend on it.
+    /// So the block is parsed first, and while event `i` is processed the
+    /// engine works ahead in stages: it fetches the key-table slot of event
+    /// `i + 16`, interns the key of event `i + 8` (in order, so key ids are
+    /// the same) and fetches that key's window parts, and fetches the state
+    /// event `i + 4` will most likely update. A bounded distance keeps the
+    /// number of fetches in flight within what the CPU can track. The
+    /// look-ahead only interns and prefetches; results do not depend on it.
     pub fn process_lines(&mut self, partition: u32, block: &[(u64, &[u8])], now_ms: i64) -> Result<(), EngineError> {
+        const SLOT_AHEAD: usize = 16;
+        const KEY_AHEAD: usize = 8;
+        const STATE_AHEAD: usize = 4;
         let parser = &self.cfg.parser;
         let parsed: SmallVec<[Result<Event<'_>, event::BadReason>; file::BLOCK]> =
             block.iter().map(|(_, raw)| event::parse_event(raw, parser)).collect();
-        // Interning is the same whenever it happens: do it for the whole
-        // block first, with every key's table slot already on its way.
         let table = self.key_fields.iter().position(|f| f == "user_id");
-        let mut ids: SmallVec<[Option<KeyId>; file::BLOCK]> = SmallVec::new();
-        if let Some(table) = table {
-            let keys = &mut self.keys[table];
-            let hashes: SmallVec<[Option<KeyHash>; file::BLOCK]> = parsed
+        let hashes: SmallVec<[Option<KeyHash>; file::BLOCK]> = match table {
+            Some(_) => parsed
                 .iter()
-                .map(|p| {
-                    let h = KeyTable::hash(partition, &p.as_ref().ok()?.user_id);
-                    keys.prefetch(h);
-                    Some(h)
-                })
-                .collect();
-            ids = parsed
-                .iter()
-                .zip(&hashes)
-                .map(|(p, h)| Some(keys.intern_hashed((*h)?, partition, &p.as_ref().ok()?.user_id)))
-                .collect();
-            for &key in ids.iter().flatten() {
-                for v in self.user_id_views(table) {
-                    v.prefetch_key(key);
-                }
-            }
-        }
-        // Then, a few events ahead of the one processed, fetch the state
-        // the event will most likely update (its key's parts are in the
-        // cache by then).
-        const AHEAD: usize = 8;
-        let prefetch_state = |engine: &Self, i: usize| {
-            if let (Some(table), Some(Some(key)), Some(Ok(ev))) = (table, ids.get(i), parsed.get(i)) {
-                for v in engine.user_id_views(table) {
-                    v.prefetch_slot(*key, ev.time_ms);
-                }
-            }
+                .map(|p| Some(KeyTable::hash(partition, &p.as_ref().ok()?.user_id)))
+                .collect(),
+            None => SmallVec::new(),
         };
-        for i in 0..AHEAD {
-            prefetch_state(self, i);
+        let mut ids: SmallVec<[Option<KeyId>; file::BLOCK]> = smallvec::smallvec![None; block.len()];
+        if let Some(table) = table {
+            for j in 0..SLOT_AHEAD {
+                self.fetch_key_slot(table, &hashes, j);
+            }
+            for j in 0..KEY_AHEAD {
+                self.intern_ahead(table, partition, &parsed, &hashes, &mut ids, j);
+            }
+            for j in 0..STATE_AHEAD {
+                self.fetch_state(table, &parsed, &ids, j);
+            }
         }
         for (i, ((offset, raw), p)) in block.iter().zip(&parsed).enumerate() {
-            prefetch_state(self, i + AHEAD);
+            if let Some(table) = table {
+                self.fetch_key_slot(table, &hashes, i + SLOT_AHEAD);
+                self.intern_ahead(table, partition, &parsed, &hashes, &mut ids, i + KEY_AHEAD);
+                self.fetch_state(table, &parsed, &ids, i + STATE_AHEAD);
+            }
             self.process_parsed(
                 Position {
                     partition,
@@ -451,10 +441,50 @@ impl Engine {
                 p.as_ref().map_err(|e| *e),
                 raw,
                 now_ms,
-                table.zip(ids.get(i).copied().flatten()),
+                table.zip(ids[i]),
             )?;
         }
         Ok(())
+    }
+
+    /// Look-ahead stage 1 of [`Engine::process_lines`]: fetch the key-table
+    /// slot of event `j`.
+    #[inline]
+    fn fetch_key_slot(&self, table: usize, hashes: &[Option<KeyHash>], j: usize) {
+        if let Some(Some(h)) = hashes.get(j) {
+            self.keys[table].prefetch(*h);
+        }
+    }
+
+    /// Stage 2: intern the `user_id` of event `j` and fetch its window parts.
+    #[inline]
+    fn intern_ahead(
+        &mut self,
+        table: usize,
+        partition: u32,
+        parsed: &[Result<Event<'_>, event::BadReason>],
+        hashes: &[Option<KeyHash>],
+        ids: &mut [Option<KeyId>],
+        j: usize,
+    ) {
+        let (Some(Ok(ev)), Some(Some(h))) = (parsed.get(j), hashes.get(j)) else {
+            return;
+        };
+        let key = self.keys[table].intern_hashed(*h, partition, &ev.user_id);
+        ids[j] = Some(key);
+        for v in self.user_id_views(table) {
+            v.prefetch_key(key);
+        }
+    }
+
+    /// Stage 3: fetch the state event `j` will most likely update.
+    #[inline]
+    fn fetch_state(&self, table: usize, parsed: &[Result<Event<'_>, event::BadReason>], ids: &[Option<KeyId>], j: usize) {
+        if let (Some(Some(key)), Some(Ok(ev))) = (ids.get(j), parsed.get(j)) {
+            for v in self.user_id_views(table) {
+                v.prefetch_slot(*key, ev.time_ms);
+            }
+        }
     }
 
     /// The running views keyed by `user_id` in key table `table`.
