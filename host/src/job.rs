@@ -27,13 +27,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rdkafka::Message;
+use rdkafka::message::BorrowedMessage;
+use smallvec::SmallVec;
 
 use crate::api::{ApiState, PartitionStatus, Status, ViewStatus};
 use crate::app::{engine_config, limits, load_plugin_dir, now_ms};
 use crate::config::Config;
-use crate::engine::{Engine, EngineSnapshot, Position, ViewSnapshot};
+use crate::engine::{Engine, EngineSnapshot, ViewSnapshot};
 use crate::plugin::PluginEngine;
 use crate::sink::{RecordLog, RedisSink};
+use crate::source::file::BLOCK;
 use crate::source::kafka::{KafkaSource, StartAt};
 use crate::state::{CheckpointMeta, CheckpointStore, SledStore, StateError, parse_checkpoint_ref};
 
@@ -383,24 +386,43 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
             return Ok(summary);
         }
         match source.poll(Duration::from_millis(50)) {
-            Some(Ok(m)) => {
-                let (p, o) = (m.partition(), m.offset());
-                let payload = m.payload().unwrap_or(b"");
-                engine.process_record(
-                    Position {
-                        partition: p as u32,
-                        offset: o as u64,
-                    },
-                    payload,
-                    now_ms(),
-                )?;
-                next_offsets.insert(p, o + 1);
-                summary.events += 1;
+            Some(Ok(first)) => {
+                // Take what else is already here, up to a block, and feed
+                // each partition's run of it to the engine at once.
+                let mut block: SmallVec<[BorrowedMessage<'_>; BLOCK]> = smallvec::smallvec![first];
+                let mut failed = None;
+                while block.len() < BLOCK {
+                    match source.poll(Duration::ZERO) {
+                        Some(Ok(m)) => block.push(m),
+                        Some(Err(e)) => {
+                            failed = Some(e);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let now = now_ms();
+                for run in block.chunk_by(|a, b| a.partition() == b.partition()) {
+                    let lines: SmallVec<[(u64, &[u8]); BLOCK]> = run
+                        .iter()
+                        .map(|m| (m.offset() as u64, m.payload().unwrap_or(b"")))
+                        .collect();
+                    let p = run[0].partition();
+                    engine.process_lines(p as u32, &lines, now)?;
+                    next_offsets.insert(p, run[run.len() - 1].offset() + 1);
+                }
+                summary.events += block.len() as u64;
                 first_event.get_or_insert_with(Instant::now);
                 last_message = Instant::now();
                 if poll_errors > 0 {
                     tracing::info!(errors = poll_errors, "Kafka is back");
                     poll_errors = 0;
+                }
+                if let Some(e) = failed {
+                    poll_errors += 1;
+                    if poll_errors == 1 || poll_errors.is_multiple_of(100) {
+                        tracing::warn!(error = %e, errors = poll_errors, "Kafka poll failed; retrying");
+                    }
                 }
             }
             Some(Err(e)) => {
