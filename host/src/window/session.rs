@@ -120,7 +120,13 @@ impl WindowOperator for Sessions {
     }
 
     fn advance(&mut self, watermark: i64, out: &mut Fired) {
-        while let Some((entry, key)) = self.queue.pop_due(watermark) {
+        // About one entry is due per event, and its key was last touched a
+        // session gap ago: fetch the key of the entry due a few pops later.
+        const AHEAD: usize = 8;
+        while let Some(((entry, key), later)) = self.queue.pop_due_ahead(watermark, AHEAD) {
+            if let Some(later) = later {
+                self.prefetch(later);
+            }
             let sessions = &mut self.keys[key as usize];
             let mut i = 0;
             while i < sessions.len() {
@@ -230,13 +236,21 @@ impl FireQueue {
     }
 
     /// The smallest entry, if its time is at or before `watermark`.
+    #[cfg(test)]
     fn pop_due(&mut self, watermark: i64) -> Option<(i64, KeyId)> {
+        self.pop_due_ahead(watermark, 0).map(|(item, _)| item)
+    }
+
+    /// [`FireQueue::pop_due`], and the key of the entry `ahead` places
+    /// behind it, if that one is in the same bucket (a prefetch hint).
+    fn pop_due_ahead(&mut self, watermark: i64, ahead: usize) -> Option<((i64, KeyId), Option<KeyId>)> {
         if self.next > watermark {
             return None;
         }
         let mut first = self.buckets.first_entry()?;
         let b = first.get_mut();
         let item = b.items[b.head];
+        let later = b.items.get(b.head + ahead).map(|&(_, key)| key);
         b.head += 1;
         if b.head == b.items.len() {
             first.remove();
@@ -245,7 +259,7 @@ impl FireQueue {
             .buckets
             .first_key_value()
             .map_or(i64::MAX, |(_, b)| b.items[b.head].0);
-        Some(item)
+        Some((item, later))
     }
 }
 
