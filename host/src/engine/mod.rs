@@ -479,7 +479,13 @@ impl Engine {
 
     /// Stage 3: fetch the state event `j` will most likely update.
     #[inline]
-    fn fetch_state(&self, table: usize, parsed: &[Result<Event<'_>, event::BadReason>], ids: &[Option<KeyId>], j: usize) {
+    fn fetch_state(
+        &self,
+        table: usize,
+        parsed: &[Result<Event<'_>, event::BadReason>],
+        ids: &[Option<KeyId>],
+        j: usize,
+    ) {
         if let (Some(Some(key)), Some(Ok(ev))) = (ids.get(j), parsed.get(j)) {
             for v in self.user_id_views(table) {
                 v.prefetch_slot(*key, ev.time_ms);
