@@ -652,31 +652,28 @@ fn parse_object<'a>(text: &'a str, p: usize, cfg: &ParserConfig) -> Result<Event
 /// general way, which also classifies what is wrong.
 #[inline]
 fn parse_common<'a>(text: &'a str, cfg: &ParserConfig) -> Option<Event<'a>> {
-    const NAMES: [&[u8]; 4] = [b"{\"event_time\":", b"\"event_type\":", b"\"user_id\":", b"\"price\":"];
     let b = text.as_bytes();
-    let space = |p: usize| p + usize::from(b.get(p) == Some(&b' '));
-    let mut values = [None; 4];
-    let mut p = 0;
-    for (i, name) in NAMES.iter().enumerate() {
-        if i > 0 {
-            if b.get(p) != Some(&b',') {
-                return None;
-            }
-            p = space(p + 1);
-        }
-        if !b.get(p..)?.starts_with(name) {
+    // `name` at `p` (compared as a fixed-size array: no memcmp call), then
+    // at most one space, then a value.
+    fn member<const N: usize>(b: &[u8], p: usize, name: &[u8; N]) -> Option<Value> {
+        if b.get(p..)?.first_chunk::<N>()? != name {
             return None;
         }
-        let value = scan_value(b, space(p + name.len()), MAX_DEPTH - 1).ok()?;
-        p = value.end;
-        values[i] = Some(value);
+        let p = p + N;
+        scan_value(b, p + usize::from(b.get(p) == Some(&b' ')), MAX_DEPTH - 1).ok()
     }
-    if b.get(p) != Some(&b'}') || skip_ws(b, p + 1) != b.len() {
-        return None;
-    }
-    let [Some(time), Some(event_type), Some(user_id), Some(price)] = values else {
-        return None;
+    // `,` and at most one space.
+    let next = |p: usize| match b.get(p) {
+        Some(b',') => Some(p + 1 + usize::from(b.get(p + 1) == Some(&b' '))),
+        _ => None,
     };
+    let time = member(b, 0, b"{\"event_time\":")?;
+    let event_type = member(b, next(time.end)?, b"\"event_type\":")?;
+    let user_id = member(b, next(event_type.end)?, b"\"user_id\":")?;
+    let price = member(b, next(user_id.end)?, b"\"price\":")?;
+    if b.get(price.end) != Some(&b'}') || skip_ws(b, price.end + 1) != b.len() {
+        return None;
+    }
     let time_ms = event_time_of(text, &time, cfg.zone_offset_ms).ok()?;
     if let Some(skew) = cfg.max_future_skew_ms
         && time_ms > cfg.now_ms.saturating_add(skew)
