@@ -7,6 +7,7 @@
 //! that chunk (and only it); the clone, handed to the checkpoint thread,
 //! keeps seeing the values of the moment it was taken.
 
+use std::cell::Cell;
 use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 
@@ -21,6 +22,10 @@ const MASK: usize = CHUNK - 1;
 pub struct CowVec<T> {
     /// Every chunk but the last holds exactly `CHUNK` elements.
     chunks: Vec<Arc<Vec<T>>>,
+    /// Per chunk: known to be ours alone since the last clone, so a write
+    /// needs no look at the reference count (an atomic operation, and the
+    /// hot path writes a chunk per event). A clone resets them all.
+    owned: Vec<Cell<bool>>,
     len: usize,
 }
 
@@ -28,6 +33,7 @@ impl<T> Default for CowVec<T> {
     fn default() -> Self {
         Self {
             chunks: Vec::new(),
+            owned: Vec::new(),
             len: 0,
         }
     }
@@ -36,8 +42,12 @@ impl<T> Default for CowVec<T> {
 impl<T> Clone for CowVec<T> {
     /// A snapshot: shares every chunk.
     fn clone(&self) -> Self {
+        for owned in &self.owned {
+            owned.set(false);
+        }
         Self {
             chunks: self.chunks.clone(),
+            owned: self.owned.iter().map(|_| Cell::new(false)).collect(),
             len: self.len,
         }
     }
@@ -64,6 +74,7 @@ impl<T: Clone> CowVec<T> {
     pub fn push(&mut self, value: T) {
         if self.len & MASK == 0 {
             self.chunks.push(Arc::new(Vec::with_capacity(CHUNK)));
+            self.owned.push(Cell::new(true));
         }
         let last = self.chunks.last_mut().expect("a chunk was just made");
         Arc::make_mut(last).push(value);
@@ -85,6 +96,7 @@ impl<T: Clone> CowVec<T> {
         }
         let chunks = new_len.div_ceil(CHUNK);
         self.chunks.truncate(chunks);
+        self.owned.truncate(chunks);
         if let Some(last) = self.chunks.last_mut() {
             Arc::make_mut(last).truncate(new_len - (chunks - 1) * CHUNK);
         }
@@ -93,6 +105,7 @@ impl<T: Clone> CowVec<T> {
 
     pub fn clear(&mut self) {
         self.chunks.clear();
+        self.owned.clear();
         self.len = 0;
     }
 
@@ -114,7 +127,18 @@ impl<T: Clone> IndexMut<usize> for CowVec<T> {
     /// Copies the chunk first if a snapshot shares it.
     #[inline]
     fn index_mut(&mut self, i: usize) -> &mut T {
-        &mut Arc::make_mut(&mut self.chunks[i >> SHIFT])[i & MASK]
+        let c = i >> SHIFT;
+        if !self.owned[c].get() {
+            Arc::make_mut(&mut self.chunks[c]);
+            self.owned[c].set(true);
+        }
+        // SAFETY: `owned[c]` is set only right after `make_mut` made this
+        // `Arc` the chunk's only one, and cleared by every clone, the only
+        // way another `Arc` of it is made; so no one else can see the chunk
+        // now. `&mut self` makes this the only reference into it from here.
+        // (`Arc::get_mut_unchecked`, unstable, does the same.)
+        let chunk = unsafe { &mut *Arc::as_ptr(&self.chunks[c]).cast_mut() };
+        &mut chunk[i & MASK]
     }
 }
 
@@ -145,6 +169,14 @@ mod tests {
             snap.iter().copied().collect::<Vec<_>>(),
             (0..snap.len() as u32).collect::<Vec<_>>()
         );
+        // Chunk 0 was copied and is ours again; a second snapshot shares it
+        // once more, and the next write must copy it again.
+        let snap2 = v.clone();
+        v[7] = 3;
+        assert_eq!((snap2[7], snap[7], v[7]), (1_000_000, 7, 3));
+        drop(snap2);
+        v[8] = 4;
+        assert_eq!((v[7], v[8]), (3, 4));
     }
 
     #[test]
