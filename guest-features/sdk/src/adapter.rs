@@ -8,6 +8,7 @@
 //! index it is about. Nothing here panics on input: all reads go through
 //! [`Reader`].
 
+use std::fmt;
 use std::marker::PhantomData;
 
 use crate::bindings::featherflow::plugin::types as wit;
@@ -40,7 +41,7 @@ impl<F: Feature> Guest for Plugin<F> {
 
     fn update(states: Vec<u8>, events: Vec<u8>) -> Result<Vec<u8>, PluginError> {
         let mut r = Reader::new(&states);
-        let mut slots = read_states::<F>(&mut r, "states")?;
+        let mut slots = read_states::<F>(&mut r, &"states")?;
         r.finish().map_err(batch("states"))?;
 
         let mut r = Reader::new(&events);
@@ -64,7 +65,7 @@ impl<F: Feature> Guest for Plugin<F> {
         let g = r.count(MIN_GROUP).map_err(batch("groups"))?;
         let mut merged = Vec::with_capacity(g);
         for i in 0..g {
-            merged.push(read_merged::<F>(&mut r, &format!("groups: group {i}"))?);
+            merged.push(read_merged::<F>(&mut r, &format_args!("groups: group {i}"))?);
         }
         r.finish().map_err(batch("groups"))?;
 
@@ -78,7 +79,8 @@ impl<F: Feature> Guest for Plugin<F> {
 
         let mut r = Reader::new(&windows);
         let w = r.count(MIN_WINDOW).map_err(batch("windows"))?;
-        let mut out = Vec::new();
+        // Values are mostly numbers: a tag and eight bytes.
+        let mut out = Vec::with_capacity(4 + w * fields.len() * 9);
         let mut writer = Writer::new(&mut out);
         writer.count(w);
         for i in 0..w {
@@ -86,7 +88,7 @@ impl<F: Feature> Guest for Plugin<F> {
             let key = r.str().map_err(at)?;
             let start_ms = r.i64().map_err(at)?;
             let end_ms = r.i64().map_err(at)?;
-            let state = read_merged::<F>(&mut r, &format!("windows: window {i}"))?;
+            let state = read_merged::<F>(&mut r, &format_args!("windows: window {i}"))?;
 
             let window = Window { key, start_ms, end_ms };
             let values = F::finish(&state, &window);
@@ -120,7 +122,7 @@ impl<F: Feature> Guest for Plugin<F> {
             // Nothing to convert; decoding and re-encoding still checks that
             // the states really are in the current version.
             let mut r = Reader::new(&states);
-            let states = read_states::<F>(&mut r, "states")?;
+            let states = read_states::<F>(&mut r, &"states")?;
             r.finish().map_err(batch("states"))?;
             return Ok(write_states::<F>(&states));
         }
@@ -162,29 +164,37 @@ fn batch(context: &str) -> impl Fn(DecodeError) -> PluginError + '_ {
 }
 
 /// Reads `u32 n`, then `n` × `bytes`, decoding each (empty = default).
-/// Errors are prefixed with `context`, the place of the list in the batch.
-fn read_states<F: Feature>(r: &mut Reader<'_>, context: &str) -> Result<Vec<F::State>, PluginError> {
-    let n = r.count(MIN_BYTES).map_err(batch(context))?;
+/// Errors are prefixed with `context`, the place of the list in the batch
+/// (formatted only on error: this runs per window).
+fn read_states<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Result<Vec<F::State>, PluginError> {
+    let n = r.count(MIN_BYTES).map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
     let mut states = Vec::with_capacity(n);
     for i in 0..n {
-        let bytes = r
-            .bytes()
-            .map_err(|e| PluginError::InvalidBatch(format!("{context}: state {i}: {e}")))?;
-        let state =
-            decode_state::<F>(bytes).map_err(|e| PluginError::InvalidState(format!("{context}: state {i}: {e}")))?;
-        states.push(state);
+        states.push(read_state::<F>(r, context, i)?);
     }
     Ok(states)
 }
 
+/// State `i` of a list: `bytes`, decoded (empty = default).
+#[inline]
+fn read_state<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display, i: usize) -> Result<F::State, PluginError> {
+    let bytes = r
+        .bytes()
+        .map_err(|e| PluginError::InvalidBatch(format!("{context}: state {i}: {e}")))?;
+    decode_state::<F>(bytes).map_err(|e| PluginError::InvalidState(format!("{context}: state {i}: {e}")))
+}
+
 /// Reads `u32 k`, then `k` × `bytes`, and merges them in the order given:
-/// the first is the accumulator, the others are merged into it.
-fn read_merged<F: Feature>(r: &mut Reader<'_>, context: &str) -> Result<F::State, PluginError> {
-    let states = read_states::<F>(r, context)?;
-    let mut states = states.into_iter();
-    let mut acc = states.next().unwrap_or_default();
-    for other in states {
-        F::merge(&mut acc, &other);
+/// the first is the accumulator, the others are merged into it as they are
+/// decoded.
+fn read_merged<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Result<F::State, PluginError> {
+    let k = r.count(MIN_BYTES).map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
+    if k == 0 {
+        return Ok(F::State::default());
+    }
+    let mut acc = read_state::<F>(r, context, 0)?;
+    for i in 1..k {
+        F::merge(&mut acc, &read_state::<F>(r, context, i)?);
     }
     Ok(acc)
 }
@@ -384,7 +394,7 @@ mod tests {
 
     fn unpack_states(bytes: &[u8]) -> Vec<Trail> {
         let mut r = Reader::new(bytes);
-        let states = read_states::<TrailFeature>(&mut r, "test").unwrap();
+        let states = read_states::<TrailFeature>(&mut r, &"test").unwrap();
         r.finish().unwrap();
         states
     }
