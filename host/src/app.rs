@@ -256,7 +256,7 @@ pub struct BenchArgs {
     /// Where to cache the generated log.
     #[arg(long, default_value = "data/bench")]
     pub dir: PathBuf,
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
     /// Measure checkpoints instead: replay 90 % of the log (every window
     /// still open), checkpoint to sled as `run` does while the last 10 %

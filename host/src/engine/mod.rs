@@ -56,7 +56,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            batch_size: 4096,
+            batch_size: 1024,
             parser: ParserConfig {
                 zone_offset_ms: 0,
                 // No wall clock known here; `app` sets both from the config.
