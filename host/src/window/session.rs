@@ -198,14 +198,17 @@ impl WindowOperator for Sessions {
 const BUCKET_MS: i64 = 1_000;
 
 /// A min-priority queue of `(fire time, key)` for a watermark that only
-/// moves forward: buckets of [`BUCKET_MS`] of firing time, each a sorted
-/// run consumed from its head. Firing times arrive roughly in order, so an
-/// insert lands near its bucket's end, and pops walk memory in order — a
-/// binary heap of a million sessions misses the cache at every level.
+/// moves forward: buckets of [`BUCKET_MS`] of firing time. A bucket is
+/// appended to unsorted and sorted once, when it becomes the first (the
+/// next to fire); from then on it is a sorted run consumed from its head.
+/// Entries of one bucket arrive in random order (the disorder of event time
+/// spans many buckets), so keeping every bucket sorted cost a binary search
+/// over a cold run per insert; a binary heap of a million sessions misses
+/// the cache at every level.
 /// Pops come in exactly the heap's order: smallest `(time, key)` first.
 #[derive(Debug)]
 struct FireQueue {
-    /// Never holds an empty bucket.
+    /// Never holds an empty bucket; the first one is always sorted.
     buckets: BTreeMap<i64, Bucket>,
     /// The smallest firing time queued (`i64::MAX` when empty).
     next: i64,
@@ -213,9 +216,12 @@ struct FireQueue {
 
 #[derive(Debug, Default)]
 struct Bucket {
-    /// Sorted from `head` on; what is before `head` was popped.
-    items: Vec<(i64, KeyId)>,
+    /// Each entry is `(time - bucket start) << 32 | key`: one integer, so
+    /// the order of entries is that of `(time, key)`. What is before `head`
+    /// was popped; when `sorted`, the rest is sorted.
+    items: Vec<u64>,
     head: usize,
+    sorted: bool,
 }
 
 impl Default for FireQueue {
@@ -229,9 +235,22 @@ impl Default for FireQueue {
 
 impl FireQueue {
     fn push(&mut self, time: i64, key: KeyId) {
-        let b = self.buckets.entry(time.div_euclid(BUCKET_MS)).or_default();
-        let at = b.head + b.items[b.head..].partition_point(|&x| x <= (time, key));
-        b.items.insert(at, (time, key));
+        let bucket = time.div_euclid(BUCKET_MS);
+        let item = ((time - bucket * BUCKET_MS) as u64) << 32 | u64::from(key);
+        let first = self.buckets.first_key_value().map_or(i64::MAX, |(&k, _)| k);
+        let b = self.buckets.entry(bucket).or_default();
+        if bucket <= first {
+            // The first bucket (or a new first one): keep it sorted.
+            if !b.sorted {
+                b.items[b.head..].sort_unstable();
+                b.sorted = true;
+            }
+            let at = b.head + b.items[b.head..].partition_point(|&x| x <= item);
+            b.items.insert(at, item);
+        } else {
+            b.items.push(item);
+            b.sorted = false;
+        }
         self.next = self.next.min(time);
     }
 
@@ -248,18 +267,28 @@ impl FireQueue {
             return None;
         }
         let mut first = self.buckets.first_entry()?;
+        let start = *first.key() * BUCKET_MS;
         let b = first.get_mut();
+        debug_assert!(b.sorted);
         let item = b.items[b.head];
-        let later = b.items.get(b.head + ahead).map(|&(_, key)| key);
+        let later = b.items.get(b.head + ahead).map(|&x| x as KeyId);
         b.head += 1;
         if b.head == b.items.len() {
             first.remove();
         }
-        self.next = self
-            .buckets
-            .first_key_value()
-            .map_or(i64::MAX, |(_, b)| b.items[b.head].0);
-        Some((item, later))
+        self.next = match self.buckets.first_entry() {
+            Some(mut e) => {
+                let bucket = *e.key();
+                let b = e.get_mut();
+                if !b.sorted {
+                    b.items[b.head..].sort_unstable();
+                    b.sorted = true;
+                }
+                bucket * BUCKET_MS + (b.items[b.head] >> 32) as i64
+            }
+            None => i64::MAX,
+        };
+        Some(((start + (item >> 32) as i64, item as KeyId), later))
     }
 }
 
