@@ -170,7 +170,12 @@ fn read_states<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Re
     let n = r.count(MIN_BYTES).map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
     let mut states = Vec::with_capacity(n);
     for i in 0..n {
-        states.push(read_state::<F>(r, context, i)?);
+        let bytes = r
+            .bytes()
+            .map_err(|e| PluginError::InvalidBatch(format!("{context}: state {i}: {e}")))?;
+        let state =
+            decode_state::<F>(bytes).map_err(|e| PluginError::InvalidState(format!("{context}: state {i}: {e}")))?;
+        states.push(state);
     }
     Ok(states)
 }
