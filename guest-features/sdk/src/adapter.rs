@@ -167,7 +167,9 @@ fn batch(context: &str) -> impl Fn(DecodeError) -> PluginError + '_ {
 /// Errors are prefixed with `context`, the place of the list in the batch
 /// (formatted only on error: this runs per window).
 fn read_states<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Result<Vec<F::State>, PluginError> {
-    let n = r.count(MIN_BYTES).map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
+    let n = r
+        .count(MIN_BYTES)
+        .map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
     let mut states = Vec::with_capacity(n);
     for i in 0..n {
         let bytes = r
@@ -193,7 +195,9 @@ fn read_state<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display, i: usi
 /// the first is the accumulator, the others are merged into it as they are
 /// decoded.
 fn read_merged<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Result<F::State, PluginError> {
-    let k = r.count(MIN_BYTES).map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
+    let k = r
+        .count(MIN_BYTES)
+        .map_err(|e| PluginError::InvalidBatch(format!("{context}: {e}")))?;
     if k == 0 {
         return Ok(F::State::default());
     }
