@@ -483,13 +483,19 @@ impl View {
         let fired_at = self.fired_at.unwrap_or_else(Instant::now);
         self.stats.windows_fired += n as u64;
         records.reserve(n);
-        for (i, w) in windows.iter().enumerate() {
+        // The values move into the records (no copy of their strings).
+        let mut values = self.values.drain(..);
+        for w in windows {
             let entity = keys.name(w.key);
-            let key = if self.is_session {
-                format!("{}:{}:{}", self.name, entity, w.start)
-            } else {
-                format!("{}:{}", self.name, entity)
-            };
+            // `{view}:{entity}`, and `:{start}` for sessions.
+            let mut key = String::with_capacity(self.name.len() + entity.len() + 22);
+            key.push_str(&self.name);
+            key.push(':');
+            key.push_str(entity);
+            if self.is_session {
+                use std::fmt::Write;
+                write!(key, ":{}", w.start).expect("a String takes any write");
+            }
             records.push(FeatureRecord {
                 view: self.name.clone(),
                 key,
@@ -497,7 +503,7 @@ impl View {
                 window_start: w.start,
                 window_end: w.end,
                 fields: decl.fields.clone(),
-                values: self.values[i * nf..(i + 1) * nf].to_vec(),
+                values: values.by_ref().take(nf).collect(),
                 ttl_seconds: decl.ttl_seconds,
                 fired_at,
             });
