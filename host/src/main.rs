@@ -9,8 +9,9 @@ use featherflow::app::{self, Cli};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc v3's `mimalloc.h` (the version
-/// `libmimalloc-sys` 0.1.49 builds); its Rust constant exists only for v2.
+/// `mi_option_purge_delay`: its index in the option enum of mimalloc v3's
+/// `mimalloc.h` (the version `libmimalloc-sys` 0.1.49 builds), which has no
+/// Rust constant for it. Check it when that crate is updated.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Allocator settings for a process that touches a few hundred MB at random.
