@@ -491,6 +491,7 @@ impl View {
             let mut key = String::with_capacity(self.name.len() + entity.len() + 22);
             key.push_str(&self.name);
             key.push(':');
+            let entity_span = key.len()..key.len() + entity.len();
             key.push_str(entity);
             if self.is_session {
                 use std::fmt::Write;
@@ -499,7 +500,7 @@ impl View {
             records.push(FeatureRecord {
                 view: self.name.clone(),
                 key,
-                entity: entity.to_string(),
+                entity_span,
                 window_start: w.start,
                 window_end: w.end,
                 fields: decl.fields.clone(),

@@ -75,7 +75,7 @@ impl JsonlSink {
                 line.push_str("{\"view\":");
                 write_json_str(line, &record.view);
                 line.push_str(",\"user_id\":");
-                write_json_str(line, &record.entity);
+                write_json_str(line, record.entity());
                 let _ = write!(
                     line,
                     ",\"window_start\":{},\"window_end\":{}",
