@@ -220,17 +220,38 @@ fn decode_state<F: Feature>(bytes: &[u8]) -> Result<F::State, String> {
 fn write_states<F: Feature>(states: &[F::State]) -> Vec<u8> {
     let mut out = Vec::new();
     Writer::new(&mut out).count(states.len());
-    // `F::encode` appends to a scratch buffer, not to `out`: the length
-    // prefix must precede the state, and a careless `encode` that clears its
-    // buffer then only destroys its own state.
-    let mut scratch = Vec::new();
+    let header: [u8; 4] = out[..4].try_into().expect("a count is four bytes");
     for (i, state) in states.iter().enumerate() {
-        scratch.clear();
-        F::encode(state, &mut scratch);
+        // `F::encode` appends straight to `out` after a length placeholder:
+        // a copy from a scratch buffer would be a `memory.copy`, which the
+        // host runs as a call out of the plugin (one per state).
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        F::encode(state, &mut out);
+        if out.len() < at + 4 || out[..4] != header {
+            // A careless `encode` cleared the buffer: encode each state on
+            // its own, so it destroys only its own bytes.
+            return write_states_apart::<F>(states);
+        }
+        let len = u32::try_from(out.len() - at - 4).expect("featherflow states are limited to u32 lengths");
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
         if i == 0 {
             // A feature's states are mostly one size: allocate once.
-            out.reserve(states.len() * (4 + scratch.len()));
+            out.reserve(states.len() * (out.len() - at));
         }
+    }
+    out
+}
+
+/// [`write_states`] through a scratch buffer per state.
+#[cold]
+fn write_states_apart<F: Feature>(states: &[F::State]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Writer::new(&mut out).count(states.len());
+    let mut scratch = Vec::new();
+    for state in states {
+        scratch.clear();
+        F::encode(state, &mut scratch);
         Writer::new(&mut out).bytes(&scratch);
     }
     out
@@ -460,6 +481,39 @@ mod tests {
                     types: "abcd".into()
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn an_encode_that_clears_its_buffer_destroys_only_its_own_state() {
+        struct Clearer;
+        impl Feature for Clearer {
+            type State = i64;
+            fn declare() -> Declaration {
+                Declaration::sliding("clearer", 60_000, 60_000).integer("n")
+            }
+            fn update(state: &mut i64, _: &Event<'_>) {
+                *state += 1;
+            }
+            fn merge(into: &mut i64, other: &i64) {
+                *into += other;
+            }
+            fn finish(state: &i64, _: &Window<'_>) -> Vec<Value> {
+                vec![Value::Integer(*state)]
+            }
+            fn encode(state: &i64, out: &mut Vec<u8>) {
+                out.clear();
+                out.extend_from_slice(&state.to_le_bytes());
+            }
+            fn decode(bytes: &[u8]) -> Result<i64, String> {
+                Ok(i64::from_le_bytes(bytes.try_into().map_err(|_| "expected 8 bytes")?))
+            }
+        }
+        let events = pack_events(&[(0, 1, "a"), (1, 2, "b"), (1, 3, "c")]);
+        let out = Plugin::<Clearer>::update(pack_states(&[&[], &5i64.to_le_bytes(), &[]]), events).unwrap();
+        assert_eq!(
+            out,
+            pack_states(&[&1i64.to_le_bytes(), &7i64.to_le_bytes(), &0i64.to_le_bytes()])
         );
     }
 
