@@ -183,7 +183,7 @@ fn read_states<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display) -> Re
 }
 
 /// State `i` of a list: `bytes`, decoded (empty = default).
-#[inline]
+#[inline(always)]
 fn read_state<F: Feature>(r: &mut Reader<'_>, context: &dyn fmt::Display, i: usize) -> Result<F::State, PluginError> {
     let bytes = r
         .bytes()

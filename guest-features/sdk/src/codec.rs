@@ -146,20 +146,28 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes, raw.
+    #[inline(always)]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let left = self.remaining();
-        if n > left {
-            return Err(DecodeError::UnexpectedEnd {
-                at: self.pos,
-                needed: n,
-                left,
-            });
+        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(self.end(n)),
         }
-        let slice = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(slice)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn end(&self, needed: usize) -> DecodeError {
+        DecodeError::UnexpectedEnd {
+            at: self.pos,
+            needed,
+            left: self.remaining(),
+        }
+    }
+
+    #[inline(always)]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut a = [0; N];
         a.copy_from_slice(self.take(N)?);
@@ -210,7 +218,24 @@ impl<'a> Reader<'a> {
     }
 
     /// `bytes`: `u32` length, then that many raw bytes.
+    ///
+    /// Inlined: it runs once per state, six times per sliding window.
+    #[inline(always)]
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let at = self.pos;
+        if let Some(len) = self.buf.get(at..at + 4) {
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            if let Some(bytes) = self.buf.get(at + 4..(at + 4).saturating_add(len)) {
+                self.pos = at + 4 + len;
+                return Ok(bytes);
+            }
+        }
+        self.bytes_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bytes_slow(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
         self.take(len)
     }
@@ -223,17 +248,13 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let at = self.pos;
-        if let Some(len) = self.buf.get(at..at + 4) {
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if let Some(bytes) = self.buf.get(at + 4..(at + 4).saturating_add(len))
-                && bytes.is_ascii()
-            {
-                self.pos = at + 4 + len;
-                // SAFETY: ASCII is UTF-8, and this check is several times
-                // cheaper than `from_utf8` on short strings.
-                return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
-            }
+        let bytes = self.bytes()?;
+        if bytes.is_ascii() {
+            // SAFETY: ASCII is UTF-8, and this check is several times
+            // cheaper than `from_utf8` on short strings.
+            return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
+        self.pos = at;
         self.str_slow()
     }
 
