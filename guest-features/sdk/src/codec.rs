@@ -188,6 +188,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
         self.array().map(u32::from_le_bytes)
     }
@@ -218,51 +219,23 @@ impl<'a> Reader<'a> {
     }
 
     /// `bytes`: `u32` length, then that many raw bytes.
-    ///
-    /// Inlined: it runs once per state, six times per sliding window.
     #[inline(always)]
     pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let at = self.pos;
-        if let Some(len) = self.buf.get(at..at + 4) {
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if let Some(bytes) = self.buf.get(at + 4..(at + 4).saturating_add(len)) {
-                self.pos = at + 4 + len;
-                return Ok(bytes);
-            }
-        }
-        self.bytes_slow()
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn bytes_slow(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
         self.take(len)
     }
 
     /// `str`: `u32` byte length, then that many bytes of UTF-8.
-    ///
-    /// Inlined: it runs three times per event per view. An in-bounds ASCII
-    /// string (keys and event types almost always are) is read without
-    /// building an error path; anything else takes [`Reader::str_slow`].
     #[inline(always)]
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
         let at = self.pos;
         let bytes = self.bytes()?;
         if bytes.is_ascii() {
-            // SAFETY: ASCII is UTF-8, and this check is several times
-            // cheaper than `from_utf8` on short strings.
+            // SAFETY: ASCII is UTF-8. Keys and event types almost always
+            // are ASCII, and this check is several times cheaper than
+            // `from_utf8` on short strings (it is per event, per view).
             return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
         }
-        self.pos = at;
-        self.str_slow()
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn str_slow(&mut self) -> Result<&'a str, DecodeError> {
-        let at = self.pos;
-        let bytes = self.bytes()?;
         std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { at })
     }
 
