@@ -144,8 +144,14 @@ pub trait WindowOperator: Send {
     /// The smallest watermark at which something fires (`i64::MAX` if none).
     fn next_fire(&self) -> i64;
 
-    /// Fire everything complete at `watermark`, appending to `out`.
-    fn advance(&mut self, watermark: i64, out: &mut Fired);
+    /// Fire what is complete at `watermark`, appending to `out`, in firing
+    /// order; stop once `out` holds `limit` windows or more (sliding
+    /// windows stop between window ends, so one end's windows are never
+    /// split). Call again while [`WindowOperator::next_fire`] is at or
+    /// below `watermark`: the windows come in the same order as from one
+    /// unlimited call. A watermark jump (the end of a file) fires every key's
+    /// windows at once; this bounds the memory of that.
+    fn advance(&mut self, watermark: i64, out: &mut Fired, limit: usize);
 
     /// Whether fired windows share slots with windows still open (sliding
     /// windows do; sessions do not). If they do, pending updates must be

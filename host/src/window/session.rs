@@ -119,11 +119,13 @@ impl WindowOperator for Sessions {
         self.queue.next
     }
 
-    fn advance(&mut self, watermark: i64, out: &mut Fired) {
+    fn advance(&mut self, watermark: i64, out: &mut Fired, limit: usize) {
         // About one entry is due per event, and its key was last touched a
         // session gap ago: fetch the key of the entry due a few pops later.
         const AHEAD: usize = 8;
-        while let Some(((entry, key), later)) = self.queue.pop_due_ahead(watermark, AHEAD) {
+        while out.windows.len() < limit
+            && let Some(((entry, key), later)) = self.queue.pop_due_ahead(watermark, AHEAD)
+        {
             if let Some(later) = later {
                 self.prefetch(later);
             }
@@ -349,7 +351,7 @@ mod tests {
 
     fn fire(op: &mut Sessions, wm: i64) -> Vec<(KeyId, i64, i64, usize)> {
         let mut out = Fired::default();
-        op.advance(wm, &mut out);
+        op.advance(wm, &mut out, usize::MAX);
         op.release(&out.released);
         out.windows
             .iter()

@@ -100,10 +100,10 @@ impl WindowOperator for Sliding {
         self.fire_index.first_key_value().map_or(i64::MAX, |(end, _)| end - 1)
     }
 
-    fn advance(&mut self, watermark: i64, out: &mut Fired) {
+    fn advance(&mut self, watermark: i64, out: &mut Fired, limit: usize) {
         while let Some(entry) = self.fire_index.first_entry() {
             let end = *entry.key();
-            if end - 1 > watermark {
+            if end - 1 > watermark || out.windows.len() >= limit {
                 break;
             }
             let keys = entry.remove();
@@ -196,7 +196,7 @@ mod tests {
 
     fn fire(op: &mut Sliding, wm: i64) -> Vec<(KeyId, i64, i64, Vec<SlotId>)> {
         let mut out = Fired::default();
-        op.advance(wm, &mut out);
+        op.advance(wm, &mut out, usize::MAX);
         op.release(&out.released);
         out.windows
             .iter()

@@ -185,6 +185,34 @@ fn feed(engine: &mut Engine, from: i64, n: i64) {
 }
 
 #[test]
+fn a_jump_that_fires_more_than_a_chunk_fires_every_window_once_in_order() {
+    let (mut engine, _pe, records) = engine_with("session-stats");
+    // 100 000 keys with one event each: the end of the input fires 100 000
+    // sessions at once, more than one chunk of a view's firing (65 536).
+    let n = 100_000u64;
+    for i in 0..n {
+        let line = format!(
+            "{{\"event_time\":{},\"event_type\":\"view\",\"user_id\":\"k{i}\",\"price\":1.0}}",
+            1_704_067_200_000 + (i % 1000) as i64
+        );
+        let pos = Position {
+            partition: 0,
+            offset: i,
+        };
+        engine.process_record(pos, line.as_bytes(), 0).unwrap();
+    }
+    engine.finish().unwrap();
+    let recs = records.lock().unwrap();
+    assert_eq!(recs.len(), n as usize);
+    let keys: std::collections::HashSet<&str> = recs.iter().map(|r| r.entity()).collect();
+    assert_eq!(keys.len(), n as usize, "every key's session fired exactly once");
+    assert!(
+        recs.windows(2).all(|w| w[0].window_end <= w[1].window_end),
+        "sessions fire in the order of their ends, across chunks"
+    );
+}
+
+#[test]
 fn a_new_state_version_is_migrated_or_refused() {
     let (mut engine, pe, records) = engine_with("user-activity");
     feed(&mut engine, 0, 100);
