@@ -207,11 +207,5 @@ pub(crate) fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
-/// Floor of `t / step` times `step`, for negative times too.
-#[inline]
-pub(crate) fn align(t: i64, step: i64) -> i64 {
-    t - t.rem_euclid(step)
-}
-
 #[cfg(test)]
 mod model_tests;

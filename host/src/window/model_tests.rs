@@ -155,6 +155,15 @@ proptest! {
     }
 
     #[test]
+    fn sliding_with_many_slices_per_window_matches_naive_model(evs in events(4, 400), bound in 0i64..60) {
+        // 25 slices per window, events up to 50 slices apart: keys spill
+        // out of the inline ring and come back.
+        let (size, slide) = (100, 4);
+        let mut op = Sliding::new(size, slide);
+        prop_assert_eq!(run(&mut op, &evs, bound), naive_sliding(&evs, size, slide, bound));
+    }
+
+    #[test]
     fn tumbling_matches_naive_model(evs in events(3, 300), bound in 0i64..40) {
         let mut op = Sliding::new(50, 50);
         prop_assert_eq!(run(&mut op, &evs, bound), naive_sliding(&evs, 50, 50, bound));

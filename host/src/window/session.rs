@@ -36,12 +36,31 @@ struct Session {
     slots: SmallVec<[SlotId; 2]>,
 }
 
+/// A key's open sessions, sorted by start, pairwise not touching; almost
+/// always one, kept inline in one whole cache line (one miss per event).
+#[derive(Debug, Default, Clone)]
+#[repr(align(64))]
+struct KeySessions(SmallVec<[Session; 1]>);
+
+const _: () = assert!(std::mem::size_of::<KeySessions>() == 64);
+
+impl std::ops::Deref for KeySessions {
+    type Target = SmallVec<[Session; 1]>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KeySessions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 #[derive(Debug)]
 pub struct Sessions {
     gap: i64,
-    /// Open sessions per key, sorted by start, pairwise not touching;
-    /// almost always one, kept inline (one cache miss per event).
-    keys: CowVec<SmallVec<[Session; 1]>>,
+    keys: CowVec<KeySessions>,
     queue: FireQueue,
     slots: SlotAllocator,
 }
@@ -57,10 +76,10 @@ impl Sessions {
         }
     }
 
-    fn key_sessions(&mut self, key: KeyId) -> &mut SmallVec<[Session; 1]> {
+    fn key_sessions(&mut self, key: KeyId) -> &mut KeySessions {
         let k = key as usize;
         if k >= self.keys.len() {
-            self.keys.resize_with(k + 1, SmallVec::new);
+            self.keys.resize_with(k + 1, KeySessions::default);
         }
         &mut self.keys[k]
     }
@@ -295,12 +314,12 @@ impl FireQueue {
 }
 
 /// The open sessions of a [`Sessions`] at one moment.
-struct SessionParts(CowVec<SmallVec<[Session; 1]>>);
+struct SessionParts(CowVec<KeySessions>);
 
 impl Parts for SessionParts {
     fn visit(&self, out: &mut super::SnapshotVisitor<'_>) {
         for (key, sessions) in self.0.iter().enumerate() {
-            for s in sessions {
+            for s in sessions.iter() {
                 out(key as KeyId, s.start, s.end, &s.slots);
             }
         }

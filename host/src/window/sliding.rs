@@ -12,13 +12,180 @@
 
 use std::collections::BTreeMap;
 
-use smallvec::SmallVec;
-
-use super::{Assign, Fired, KeyId, Parts, SlotAllocator, SlotId, WindowOperator, align};
+use super::{Assign, Fired, KeyId, Parts, SlotAllocator, SlotId, WindowOperator};
 use crate::cow::CowVec;
 
-/// A key's open slices: `(start, slot)`, sorted by start.
-type Slices = SmallVec<[(i64, SlotId); 8]>;
+/// Slice positions a key's entry holds inline: the `size / slide + 1`
+/// slices an active key has open, and room for events ahead or behind.
+const RING: usize = 12;
+
+/// No slice at this position.
+const NONE: SlotId = SlotId::MAX;
+
+/// A key's open slices, by slice number (`start / slide`). Almost every key
+/// fits [`Slices::Inline`]: one cache line, found without a search (the hot
+/// path is memory-bound). A key whose open slices lie further apart than
+/// [`RING`] slides (an event far ahead of the others) spills to a sorted
+/// list until it fits again.
+#[derive(Debug, Clone)]
+#[repr(align(64))]
+enum Slices {
+    /// Slice `first + i` is open in `slots[i]` unless that is [`NONE`].
+    Inline { first: i64, slots: [SlotId; RING] },
+    /// `(slice number, slot)`, sorted, more than [`RING`] apart.
+    Spilled(Vec<(i64, SlotId)>),
+}
+
+const _: () = assert!(std::mem::size_of::<Slices>() == 64);
+
+impl Default for Slices {
+    fn default() -> Self {
+        Slices::Inline {
+            first: 0,
+            slots: [NONE; RING],
+        }
+    }
+}
+
+impl Slices {
+    #[inline]
+    fn find(&self, q: i64) -> Option<SlotId> {
+        match self {
+            Slices::Inline { first, slots } => {
+                let i = q.wrapping_sub(*first) as u64;
+                let slot = *slots.get(usize::try_from(i).ok()?)?;
+                (slot != NONE).then_some(slot)
+            }
+            Slices::Spilled(list) => list.binary_search_by_key(&q, |&(n, _)| n).ok().map(|i| list[i].1),
+        }
+    }
+
+    /// `(slice number, slot)` of every open slice, in order.
+    fn iter(&self) -> impl Iterator<Item = (i64, SlotId)> + '_ {
+        let (inline, spilled) = match self {
+            Slices::Inline { first, slots } => (Some((*first, slots)), None),
+            Slices::Spilled(list) => (None, Some(list)),
+        };
+        let inline = inline
+            .into_iter()
+            .flat_map(|(first, slots)| (first..).zip(slots.iter().copied()).filter(|&(_, slot)| slot != NONE));
+        inline.chain(spilled.into_iter().flatten().copied())
+    }
+
+    /// The slots of the open slices numbered `from..to`, in order.
+    #[inline]
+    fn range(&self, from: i64, to: i64) -> SliceRange<'_> {
+        match self {
+            Slices::Inline { first, slots } => {
+                let at = |n: i64| n.saturating_sub(*first).clamp(0, RING as i64) as usize;
+                SliceRange::Inline(slots[at(from)..at(to).max(at(from))].iter())
+            }
+            Slices::Spilled(list) => {
+                let (a, b) = (
+                    list.partition_point(|&(n, _)| n < from),
+                    list.partition_point(|&(n, _)| n < to),
+                );
+                SliceRange::Spilled(list[a..b.max(a)].iter())
+            }
+        }
+    }
+
+    /// The open slices next to open slice `q`: the last before it and the
+    /// first after it.
+    fn neighbours(&self, q: i64) -> (Option<i64>, Option<i64>) {
+        match self {
+            Slices::Inline { first, slots } => {
+                let i = (q - first) as usize;
+                let before = slots[..i].iter().rposition(|&s| s != NONE);
+                let after = slots[i + 1..].iter().position(|&s| s != NONE);
+                (before.map(|j| first + j as i64), after.map(|j| q + 1 + j as i64))
+            }
+            Slices::Spilled(list) => {
+                let i = list.partition_point(|&(n, _)| n < q);
+                let before = i.checked_sub(1).map(|j| list[j].0);
+                let after = list[i..].iter().map(|&(n, _)| n).find(|&n| n > q);
+                (before, after)
+            }
+        }
+    }
+
+    /// Open slice `q` (not open yet) in `slot`.
+    fn insert(&mut self, q: i64, slot: SlotId) {
+        if let Slices::Inline { first, slots } = self {
+            let open = slots.iter().position(|&s| s != NONE);
+            let Some(lo) = open else {
+                *first = q;
+                slots[0] = slot;
+                return;
+            };
+            let hi = slots.iter().rposition(|&s| s != NONE).unwrap_or(lo);
+            let (lo, hi) = (*first + lo as i64, *first + hi as i64);
+            let (new_lo, new_hi) = (lo.min(q), hi.max(q));
+            if new_hi.checked_sub(new_lo).is_some_and(|span| span < RING as i64) {
+                let mut moved = [NONE; RING];
+                for n in lo..=hi {
+                    moved[(n - new_lo) as usize] = slots[(n - *first) as usize];
+                }
+                moved[(q - new_lo) as usize] = slot;
+                *first = new_lo;
+                *slots = moved;
+                return;
+            }
+            *self = Slices::Spilled(self.iter().collect());
+        }
+        if let Slices::Spilled(list) = self {
+            let at = list.partition_point(|&(n, _)| n < q);
+            list.insert(at, (q, slot));
+        }
+    }
+
+    /// Close the slices numbered `..=q`, handing their slots to `out`.
+    fn drain_to(&mut self, q: i64, out: &mut Vec<SlotId>) {
+        match self {
+            Slices::Inline { first, slots } => {
+                let end = q.saturating_sub(*first).saturating_add(1).clamp(0, RING as i64) as usize;
+                for slot in &mut slots[..end] {
+                    if *slot != NONE {
+                        out.push(std::mem::replace(slot, NONE));
+                    }
+                }
+            }
+            Slices::Spilled(list) => {
+                let done = list.partition_point(|&(n, _)| n <= q);
+                out.extend(list.drain(..done).map(|(_, slot)| slot));
+                let fits = match (list.first(), list.last()) {
+                    (Some(&(lo, _)), Some(&(hi, _))) => hi - lo < RING as i64,
+                    _ => true,
+                };
+                if fits {
+                    let mut inline = Slices::default();
+                    for &(n, slot) in list.iter() {
+                        inline.insert(n, slot);
+                    }
+                    *self = inline;
+                }
+            }
+        }
+    }
+}
+
+/// The slots of a [`Slices::range`].
+enum SliceRange<'a> {
+    Inline(std::slice::Iter<'a, SlotId>),
+    Spilled(std::slice::Iter<'a, (i64, SlotId)>),
+}
+
+impl Iterator for SliceRange<'_> {
+    type Item = SlotId;
+
+    #[inline]
+    fn next(&mut self) -> Option<SlotId> {
+        match self {
+            SliceRange::Inline(slots) => slots.find(|&&s| s != NONE).copied(),
+            SliceRange::Spilled(list) => list.next().map(|&(_, slot)| slot),
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct Sliding {
@@ -52,25 +219,24 @@ impl Sliding {
     fn key_slices(&mut self, key: KeyId) -> &mut Slices {
         let k = key as usize;
         if k >= self.keys.len() {
-            self.keys.resize_with(k + 1, SmallVec::new);
+            self.keys.resize_with(k + 1, Slices::default);
         }
         &mut self.keys[k]
     }
 
     /// Register the not-yet-fired windows covering a new slice at `start`,
     /// unless another slice of the key already registered them.
-    fn register(&mut self, key: KeyId, start: i64, watermark: i64) {
-        let (size, slide) = (self.size, self.slide);
-        let mut end = start + slide;
-        while end <= start + size {
-            if end - 1 > watermark {
-                let slices = &self.keys[key as usize];
-                let covered = slices.iter().any(|&(s, _)| s != start && s >= end - size && s < end);
-                if !covered {
-                    self.fire_index.entry(end).or_default().push(key);
-                }
+    fn register(&mut self, key: KeyId, q: i64, watermark: i64) {
+        let per_window = self.size / self.slide;
+        let (before, after) = self.keys[key as usize].neighbours(q);
+        // The windows ending at slices q + 1 ..= q + per_window cover
+        // slice q; each covers the slices `last - per_window .. last`.
+        for last in q + 1..=q + per_window {
+            let end = last * self.slide;
+            let covered = before.is_some_and(|n| n >= last - per_window) || after.is_some_and(|n| n < last);
+            if end - 1 > watermark && !covered {
+                self.fire_index.entry(end).or_default().push(key);
             }
-            end += slide;
         }
     }
 }
@@ -78,20 +244,18 @@ impl Sliding {
 impl WindowOperator for Sliding {
     #[inline]
     fn assign(&mut self, key: KeyId, time_ms: i64, watermark: i64) -> Assign {
-        let start = align(time_ms, self.slide);
+        let q = time_ms.div_euclid(self.slide);
         // The last window covering this slice ends at start + size.
-        if start + self.size - 1 <= watermark {
+        if q * self.slide + self.size - 1 <= watermark {
             return Assign::Late;
         }
         let slices = self.key_slices(key);
-        if let Some(&(_, slot)) = slices.iter().find(|(s, _)| *s == start) {
+        if let Some(slot) = slices.find(q) {
             return Assign::Slot(slot);
         }
         let slot = self.slots.allocate();
-        let slices = &mut self.keys[key as usize];
-        let at = slices.partition_point(|(s, _)| *s < start);
-        slices.insert(at, (start, slot));
-        self.register(key, start, watermark);
+        self.keys[key as usize].insert(q, slot);
+        self.register(key, q, watermark);
         Assign::Slot(slot)
     }
 
@@ -108,22 +272,12 @@ impl WindowOperator for Sliding {
             }
             let keys = entry.remove();
             let start = end - self.size;
+            let (first, last) = (start / self.slide, end / self.slide);
             for key in keys {
                 let slices = &mut self.keys[key as usize];
-                out.push(
-                    key,
-                    start,
-                    end,
-                    slices
-                        .iter()
-                        .filter(|(s, _)| *s >= start && *s < end)
-                        .map(|&(_, slot)| slot),
-                );
+                out.push(key, start, end, slices.range(first, last));
                 // Slices no later window covers: start <= end - size.
-                let done = slices.partition_point(|(s, _)| *s <= start);
-                for (_, slot) in slices.drain(..done) {
-                    out.released.push(slot);
-                }
+                slices.drain_to(first, &mut out.released);
             }
         }
     }
@@ -142,10 +296,9 @@ impl WindowOperator for Sliding {
     fn restore(&mut self, key: KeyId, start: i64, _end: i64, states: usize, watermark: i64) -> Vec<SlotId> {
         debug_assert_eq!(states, 1);
         let slot = self.slots.allocate();
-        let slices = self.key_slices(key);
-        let at = slices.partition_point(|(s, _)| *s < start);
-        slices.insert(at, (start, slot));
-        self.register(key, start, watermark);
+        let q = start.div_euclid(self.slide);
+        self.key_slices(key).insert(q, slot);
+        self.register(key, q, watermark);
         vec![slot]
     }
 
@@ -162,9 +315,7 @@ impl WindowOperator for Sliding {
 
     #[inline]
     fn peek(&self, key: KeyId, time_ms: i64) -> Option<SlotId> {
-        let start = align(time_ms, self.slide);
-        let slices = self.keys.get(key as usize)?;
-        slices.iter().find(|(s, _)| *s == start).map(|&(_, slot)| slot)
+        self.keys.get(key as usize)?.find(time_ms.div_euclid(self.slide))
     }
 
     fn release(&mut self, slots: &[SlotId]) {
@@ -181,7 +332,8 @@ struct SlidingParts {
 impl Parts for SlidingParts {
     fn visit(&self, out: &mut super::SnapshotVisitor<'_>) {
         for (key, slices) in self.keys.iter().enumerate() {
-            for &(start, slot) in slices {
+            for (n, slot) in slices.iter() {
+                let start = n * self.slide;
                 out(key as KeyId, start, start + self.slide, &[slot]);
             }
         }
@@ -246,6 +398,39 @@ mod tests {
         // Key 1 only joins the windows that had not fired: the one ending at 60.
         assert_eq!(fired.iter().filter(|f| f.0 == 1).count(), 1);
         assert_eq!(op.assign(1, 5 * MIN, 60 * MIN - 1), Assign::Late);
+    }
+
+    #[test]
+    fn slices_spill_when_far_apart_and_come_back_inline_when_drained() {
+        let mut s = Slices::default();
+        let all = |s: &Slices| s.iter().collect::<Vec<_>>();
+        s.insert(-3, 1);
+        s.insert(-5, 2);
+        s.insert(4, 3);
+        assert!(matches!(s, Slices::Inline { .. }));
+        assert_eq!(all(&s), vec![(-5, 2), (-3, 1), (4, 3)]);
+        // -5 ..= 7 is 13 slices: more than the ring holds.
+        s.insert(7, 4);
+        assert!(matches!(s, Slices::Spilled(_)));
+        assert_eq!(all(&s), vec![(-5, 2), (-3, 1), (4, 3), (7, 4)]);
+        assert_eq!((s.find(4), s.find(5), s.find(-5)), (Some(3), None, Some(2)));
+        assert_eq!(s.range(-3, 7).collect::<Vec<_>>(), vec![1, 3]);
+        let mut out = Vec::new();
+        s.drain_to(-4, &mut out);
+        assert_eq!(out, vec![2]);
+        assert!(matches!(s, Slices::Inline { .. }));
+        assert_eq!(all(&s), vec![(-3, 1), (4, 3), (7, 4)]);
+        // An earlier slice shifts the ring; one past its end spills again.
+        s.insert(-4, 5);
+        assert_eq!(all(&s), vec![(-4, 5), (-3, 1), (4, 3), (7, 4)]);
+        s.insert(i64::MAX / 2, 6);
+        assert_eq!(s.find(i64::MAX / 2), Some(6));
+        s.drain_to(7, &mut out);
+        assert_eq!(out, vec![2, 5, 1, 3, 4]);
+        assert_eq!(all(&s), vec![(i64::MAX / 2, 6)]);
+        assert!(matches!(s, Slices::Inline { .. }));
+        s.drain_to(i64::MAX, &mut out);
+        assert_eq!(all(&s), vec![]);
     }
 
     #[test]
