@@ -264,12 +264,38 @@ pub struct ParserConfig {
 pub fn parse_event<'a>(line: &'a [u8], cfg: &ParserConfig) -> Result<Event<'a>, BadReason> {
     // One pass over the whole line: rejects invalid UTF-8 even in ignored
     // trailing text (Flink's reader would silently turn it into U+FFFD), and
-    // gives a `&str` so borrowed fields need no unsafe code. Fast for ASCII.
-    let text = std::str::from_utf8(line).map_err(|_| BadReason::InvalidUtf8)?;
+    // gives a `&str` so that fields borrow from it.
+    let text = if is_ascii(line) {
+        // SAFETY: ASCII is UTF-8. Nearly every line is ASCII, and this check
+        // takes a fifth of the instructions `from_utf8` does on one.
+        unsafe { std::str::from_utf8_unchecked(line) }
+    } else {
+        std::str::from_utf8(line).map_err(|_| BadReason::InvalidUtf8)?
+    };
     match parse_common(text, cfg) {
         Some(event) => Ok(event),
         None => parse_general(text, cfg),
     }
+}
+
+/// Whether every byte is ASCII: sixteen bytes a step, the tail as one
+/// overlapping word (`<[u8]>::is_ascii` goes a byte at a time here).
+#[inline]
+fn is_ascii(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = |c: &[u8]| u64::from_le_bytes(c[..8].try_into().expect("eight bytes"));
+    if b.len() < 8 {
+        return b.iter().all(|c| c.is_ascii());
+    }
+    let mut chunks = b.chunks_exact(16);
+    let mut any = word(&b[b.len() - 8..]);
+    for c in &mut chunks {
+        any |= word(c) | word(&c[8..]);
+    }
+    if chunks.remainder().len() >= 8 {
+        any |= word(chunks.remainder());
+    }
+    any & HIGH == 0
 }
 
 /// Any line: the object's members in any order, extra fields, every class of
@@ -1221,6 +1247,21 @@ mod tests {
 
     /// The fast path for the common layout takes the lines it should, and
     /// gives exactly what the general parser gives for each of them.
+    #[test]
+    fn is_ascii_finds_a_high_byte_anywhere_in_lines_of_every_length() {
+        for len in 0..80 {
+            let mut line = vec![b'a'; len];
+            assert!(is_ascii(&line), "{len}");
+            for at in 0..len {
+                line[at] = 0xC3;
+                assert!(!is_ascii(&line), "{len} {at}");
+                line[at] = 0x7F;
+                assert!(is_ascii(&line), "{len} {at}");
+                line[at] = b'a';
+            }
+        }
+    }
+
     #[test]
     fn the_common_layout_parses_as_the_general_way_does() {
         let times = [
