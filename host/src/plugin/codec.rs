@@ -73,12 +73,32 @@ impl Packed {
     #[inline]
     pub fn push_event(&mut self, slot: u32, time_ms: i64, price: f64, event_type: &str, key: &str, extra: &str) {
         self.begin_item();
-        self.put_u32(slot);
-        self.put_i64(time_ms);
-        self.buf.extend_from_slice(&price.to_le_bytes());
-        self.put_bytes(event_type.as_bytes());
-        self.put_bytes(key.as_bytes());
-        self.put_bytes(extra.as_bytes());
+        // Per event and view: one capacity check instead of seven.
+        let (t, k, x) = (event_type.as_bytes(), key.as_bytes(), extra.as_bytes());
+        let len = 32 + t.len() + k.len() + x.len();
+        self.buf.reserve(len);
+        let out = &mut self.buf.spare_capacity_mut()[..len];
+        let mut head = [0u8; 24];
+        head[..4].copy_from_slice(&slot.to_le_bytes());
+        head[4..12].copy_from_slice(&time_ms.to_le_bytes());
+        head[12..20].copy_from_slice(&price.to_le_bytes());
+        head[20..].copy_from_slice(&(t.len() as u32).to_le_bytes());
+        out[..24].write_copy_of_slice(&head);
+        let mut at = 24;
+        for (i, text) in [t, k, x].into_iter().enumerate() {
+            if i > 0 {
+                out[at..at + 4].write_copy_of_slice(&(text.len() as u32).to_le_bytes());
+                at += 4;
+            }
+            if !text.is_empty() {
+                out[at..at + text.len()].write_copy_of_slice(text);
+                at += text.len();
+            }
+        }
+        debug_assert_eq!(at, len);
+        // SAFETY: `out` is the `len` bytes after the old length, all written
+        // above.
+        unsafe { self.buf.set_len(self.buf.len() + len) };
     }
 
     /// Append one window to finish: `str key, i64 start, i64 end, u32 k, k × bytes`.
@@ -225,15 +245,22 @@ mod tests {
         let mut p = Packed::default();
         p.clear();
         p.push_event(3, -5, 29.99, "view", "111", "");
+        p.push_event(u32::MAX, i64::MAX, -0.5, "cart", "", "{\"sku\":\"é\"}");
         let bytes = p.bytes().to_vec();
         let mut r = Reader::new(&bytes);
-        assert_eq!(r.u32().unwrap(), 1);
+        assert_eq!(r.u32().unwrap(), 2);
         assert_eq!(r.u32().unwrap(), 3);
         assert_eq!(r.i64().unwrap(), -5);
         assert_eq!(r.f64().unwrap(), 29.99);
         assert_eq!(r.str().unwrap(), "view");
         assert_eq!(r.str().unwrap(), "111");
         assert_eq!(r.str().unwrap(), "");
+        assert_eq!(r.u32().unwrap(), u32::MAX);
+        assert_eq!(r.i64().unwrap(), i64::MAX);
+        assert_eq!(r.f64().unwrap(), -0.5);
+        assert_eq!(r.str().unwrap(), "cart");
+        assert_eq!(r.str().unwrap(), "");
+        assert_eq!(r.str().unwrap(), "{\"sku\":\"é\"}");
         assert!(r.at_end());
     }
 
