@@ -403,9 +403,20 @@ pub fn parse_timestamp(s: &[u8], zone_offset_ms: i64) -> Result<i64, ()> {
         parse_offset(&s[p..]).ok_or(())?
     };
 
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
-        return Err(());
-    }
+    // The date's day number: consecutive events nearly always share the
+    // date, so the last one is remembered (per thread) with its raw bytes.
+    let date = (word(head, 0), u16::from_le_bytes([head[8], head[9]]));
+    let days = match LAST_DATE.get() {
+        (w, d, days) if (w, d) == date => days,
+        _ => {
+            if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+                return Err(());
+            }
+            let days = days_from_civil(year, month, day);
+            LAST_DATE.set((date.0, date.1, days));
+            days
+        }
+    };
     let mut next_day = 0;
     if hour == 24 && minute == 0 && second == 0 && fraction.iter().all(|&c| c == b'0') {
         hour = 0;
@@ -417,8 +428,14 @@ pub fn parse_timestamp(s: &[u8], zone_offset_ms: i64) -> Result<i64, ()> {
     if hour > 23 || minute > 59 || second > 59 {
         return Err(());
     }
-    let days = days_from_civil(year, month, day) + next_day;
+    let days = days + next_day;
     Ok(days * MS_PER_DAY + hour * MS_PER_HOUR + minute * 60_000 + second * 1000 + millis - offset_ms)
+}
+
+thread_local! {
+    /// [`parse_timestamp`]'s last valid date: the raw `YYYY-MM-` word, the
+    /// raw `DD`, and its day number. No valid date has an all-zero word.
+    static LAST_DATE: std::cell::Cell<(u64, u16, i64)> = const { std::cell::Cell::new((0, 0, 0)) };
 }
 
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
@@ -2036,6 +2053,18 @@ mod tests {
         assert_eq!(time("1970-01-01T00:00:00"), Ok(0));
         assert_eq!(time("0000-01-01T00:00:00"), Ok(-62_167_219_200_000));
         assert_eq!(time("9999-12-31T23:59:59.999"), Ok(253_402_300_799_999));
+    }
+
+    #[test]
+    fn a_remembered_date_still_checks_the_time_and_reads_its_own_day() {
+        let day = time("2024-02-29T00:00:00").unwrap();
+        assert_eq!(time("2024-02-29T23:59:59"), Ok(day + MS_PER_DAY - 1000));
+        assert_eq!(time("2024-02-29T25:00:00"), Err(()));
+        assert_eq!(time("2024-02-29T24:00:00"), Ok(day + MS_PER_DAY));
+        assert_eq!(time("2024-02-28T00:00:00"), Ok(day - MS_PER_DAY));
+        assert_eq!(time("2023-02-29T00:00:00"), Err(()));
+        assert_eq!(time("2023-02-29T00:00:00"), Err(()));
+        assert_eq!(time("2024-02-29T00:00:00"), Ok(day));
     }
 
     #[test]
