@@ -1262,8 +1262,6 @@ mod tests {
         parse_event(line.as_bytes(), &cfg(0))
     }
 
-    /// The fast path for the common layout takes the lines it should, and
-    /// gives exactly what the general parser gives for each of them.
     #[test]
     fn is_ascii_finds_a_high_byte_anywhere_in_lines_of_every_length() {
         for len in 0..80 {
@@ -1279,6 +1277,8 @@ mod tests {
         }
     }
 
+    /// The fast path for the common layout takes the lines it should, and
+    /// gives exactly what the general parser gives for each of them.
     #[test]
     fn the_common_layout_parses_as_the_general_way_does() {
         let times = [
@@ -2062,6 +2062,7 @@ mod tests {
         assert_eq!(time("2024-02-29T25:00:00"), Err(()));
         assert_eq!(time("2024-02-29T24:00:00"), Ok(day + MS_PER_DAY));
         assert_eq!(time("2024-02-28T00:00:00"), Ok(day - MS_PER_DAY));
+        // A date refused once is refused again (only valid dates are kept).
         assert_eq!(time("2023-02-29T00:00:00"), Err(()));
         assert_eq!(time("2023-02-29T00:00:00"), Err(()));
         assert_eq!(time("2024-02-29T00:00:00"), Ok(day));

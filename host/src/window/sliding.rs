@@ -412,21 +412,23 @@ mod tests {
         // -5 ..= 7 is 13 slices: more than the ring holds.
         s.insert(7, 4);
         assert!(matches!(s, Slices::Spilled(_)));
-        assert_eq!(all(&s), vec![(-5, 2), (-3, 1), (4, 3), (7, 4)]);
+        // Spilled, a slice between the others goes in its place.
+        s.insert(0, 7);
+        assert_eq!(all(&s), vec![(-5, 2), (-3, 1), (0, 7), (4, 3), (7, 4)]);
         assert_eq!((s.find(4), s.find(5), s.find(-5)), (Some(3), None, Some(2)));
-        assert_eq!(s.range(-3, 7).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(s.range(-3, 7).collect::<Vec<_>>(), vec![1, 7, 3]);
         let mut out = Vec::new();
         s.drain_to(-4, &mut out);
         assert_eq!(out, vec![2]);
         assert!(matches!(s, Slices::Inline { .. }));
-        assert_eq!(all(&s), vec![(-3, 1), (4, 3), (7, 4)]);
+        assert_eq!(all(&s), vec![(-3, 1), (0, 7), (4, 3), (7, 4)]);
         // An earlier slice shifts the ring; one past its end spills again.
         s.insert(-4, 5);
-        assert_eq!(all(&s), vec![(-4, 5), (-3, 1), (4, 3), (7, 4)]);
+        assert_eq!(all(&s), vec![(-4, 5), (-3, 1), (0, 7), (4, 3), (7, 4)]);
         s.insert(i64::MAX / 2, 6);
         assert_eq!(s.find(i64::MAX / 2), Some(6));
         s.drain_to(7, &mut out);
-        assert_eq!(out, vec![2, 5, 1, 3, 4]);
+        assert_eq!(out, vec![2, 5, 1, 7, 3, 4]);
         assert_eq!(all(&s), vec![(i64::MAX / 2, 6)]);
         assert!(matches!(s, Slices::Inline { .. }));
         s.drain_to(i64::MAX, &mut out);
