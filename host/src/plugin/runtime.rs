@@ -116,6 +116,11 @@ impl PluginEngine {
         // call is ~370 ns cheaper.
         config.concurrency_support(false);
         config.max_wasm_stack(1 << 20);
+        if std::env::var_os("PLUGIN_PERF_MAP").is_some_and(|v| v == "1") {
+            // Names the plugins' compiled functions for `perf report`
+            // (in /tmp/perf-PID.map); a profiling aid, off by default.
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(wasm_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
