@@ -33,12 +33,12 @@ use smallvec::SmallVec;
 use crate::api::{ApiState, PartitionStatus, Status, ViewStatus};
 use crate::app::{engine_config, limits, load_plugin_dir, now_ms};
 use crate::config::Config;
-use crate::engine::{Engine, EngineSnapshot, ViewSnapshot};
+use crate::engine::{Engine, EngineCapture, EngineSnapshot, ViewSnapshot};
 use crate::plugin::PluginEngine;
 use crate::sink::{RecordLog, RedisSink};
 use crate::source::file::BLOCK;
 use crate::source::kafka::{KafkaSource, StartAt};
-use crate::state::{CheckpointMeta, CheckpointStore, SledStore, StateError, parse_checkpoint_ref};
+use crate::state::{CheckpointMeta, CheckpointStore, ChunkInfo, SledStore, StateError, parse_checkpoint_ref};
 
 #[derive(Debug, Clone, Default)]
 pub struct JobOptions {
@@ -70,22 +70,26 @@ pub struct JobSummary {
 /// Read a checkpoint into an engine snapshot plus its metadata.
 pub fn load_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<(CheckpointMeta, EngineSnapshot), StateError> {
     let (meta, chunks) = store.read(id)?;
-    let views = meta
+    let mut views: Vec<ViewSnapshot> = meta
         .plugins
         .iter()
-        .map(|p| {
-            let prefix = format!("view/{}/", p.view);
-            ViewSnapshot {
-                plugin: p.clone(),
-                chunks: chunks
-                    .iter()
-                    .filter(|(n, _)| n.starts_with(&prefix))
-                    .map(|(_, b)| b.clone())
-                    .collect(),
-                parts: 0,
-            }
+        .map(|p| ViewSnapshot {
+            plugin: p.clone(),
+            chunks: Vec::new(),
+            parts: 0,
         })
         .collect();
+    // The chunks move into their views (a checkpoint can be large).
+    for (name, bytes) in chunks {
+        let of_view = |v: &&mut ViewSnapshot| {
+            name.strip_prefix("view/")
+                .and_then(|rest| rest.strip_prefix(v.plugin.view.as_str()))
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if let Some(v) = views.iter_mut().find(of_view) {
+            v.chunks.push(bytes);
+        }
+    }
     let snap = EngineSnapshot {
         watermark: meta.watermark,
         partition_watermarks: meta.partition_watermarks.clone(),
@@ -94,14 +98,31 @@ pub fn load_checkpoint(store: &dyn CheckpointStore, id: u64) -> Result<(Checkpoi
     Ok((meta, snap))
 }
 
-pub(crate) fn chunks_of(snap: EngineSnapshot) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for v in snap.views {
-        for (i, c) in v.chunks.into_iter().enumerate() {
-            out.push((format!("view/{}/{i:05}", v.plugin.view), c));
-        }
+/// Encode `capture` into the chunks of checkpoint `meta.id`, putting each
+/// into `store` as soon as it is made (one chunk in memory at a time, not
+/// the whole encoding), and describe them in `meta`. The checkpoint exists
+/// once `store.commit(meta)` returns; if a put fails, the chunks already put
+/// are deleted.
+pub fn put_capture(
+    store: &dyn CheckpointStore,
+    capture: &EngineCapture,
+    meta: &mut CheckpointMeta,
+) -> Result<(), StateError> {
+    let id = meta.id;
+    let (mut chunks, mut size) = (Vec::new(), 0);
+    let put = capture.encode_each(|name, bytes| {
+        store.put_chunk(id, &name, bytes)?;
+        size += bytes.len() as u64;
+        chunks.push(ChunkInfo::of(&name, bytes));
+        Ok(())
+    });
+    if let Err(e) = put {
+        let _ = store.delete(id);
+        return Err(e);
     }
-    out
+    meta.chunks = chunks;
+    meta.size_bytes = size;
+    Ok(())
 }
 
 /// Publishes the job's state for the API a few times a second.
@@ -352,10 +373,11 @@ pub fn run_job(config: &Config, opts: JobOptions, shutdown: Arc<AtomicBool>) -> 
         Ok(std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
             // Encoding runs here, beside the event loop: the capture is a
             // frozen copy-on-write view of the state.
-            let chunks = chunks_of(capture.encode());
+            put_capture(store.as_ref(), &capture, &mut meta)?;
+            drop(capture);
             // Everything fired before the snapshot must be in Redis first.
             let _ = barrier.recv();
-            store.write(&mut meta, chunks)?;
+            store.commit(&meta)?;
             meta.duration_ms = started.elapsed().as_millis() as u64;
             store.retain(retain)?;
             tracing::info!(checkpoint = %store.checkpoint_path(meta.id), size = meta.size_bytes, open_states = meta.open_states, pause_ms = pause.as_secs_f64() * 1000.0, duration_ms = meta.duration_ms, "checkpoint complete");

@@ -838,7 +838,7 @@ impl EngineCapture {
                 .views
                 .into_iter()
                 .map(|v| {
-                    let (chunks, parts) = v.encode(4 << 20);
+                    let (chunks, parts) = v.encode(Self::CHUNK_BYTES);
                     ViewSnapshot {
                         plugin: v.plugin,
                         chunks,
@@ -847,6 +847,29 @@ impl EngineCapture {
                 })
                 .collect(),
         }
+    }
+
+    /// Chunks of a checkpoint are about this size.
+    const CHUNK_BYTES: usize = 4 << 20;
+
+    /// The name of chunk `i` of `view`'s states in a checkpoint.
+    pub fn chunk_name(view: &str, i: usize) -> String {
+        format!("view/{view}/{i:05}")
+    }
+
+    /// [`EngineCapture::encode`], handing each chunk to `put(name, bytes)`
+    /// as soon as it is made, so that one chunk is in memory at a time.
+    /// Stops at the first error of `put`.
+    pub fn encode_each<E>(&self, mut put: impl FnMut(String, &[u8]) -> Result<(), E>) -> Result<(), E> {
+        for v in &self.views {
+            let mut i = 0;
+            v.encode_each(Self::CHUNK_BYTES, &mut |bytes| {
+                let name = Self::chunk_name(&v.plugin.view, i);
+                i += 1;
+                put(name, bytes)
+            })?;
+        }
+        Ok(())
     }
 }
 

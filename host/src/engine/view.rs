@@ -89,10 +89,28 @@ impl ViewCapture {
     /// `chunk_bytes`. Returns the chunks and the number of parts.
     pub fn encode(&self, chunk_bytes: usize) -> (Vec<Vec<u8>>, u64) {
         let mut chunks = Vec::new();
+        let parts = self
+            .encode_each(chunk_bytes, &mut |chunk| {
+                chunks.push(chunk.to_vec());
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
+        (chunks, parts)
+    }
+
+    /// [`ViewCapture::encode`], handing each chunk to `put` as soon as it is
+    /// full: one chunk is in memory at a time, not the whole encoding (at a
+    /// million keys, a few hundred MB). Stops at the first error of `put`.
+    /// Returns the number of parts.
+    pub fn encode_each<E>(&self, chunk_bytes: usize, put: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<u64, E> {
         let mut cur: Vec<u8> = Vec::with_capacity(chunk_bytes + 4096);
         let mut parts = 0u64;
+        let mut failed = None;
         let (arena, keys) = (&self.arena, &self.keys);
         self.parts.visit(&mut |key, start, end, slots| {
+            if failed.is_some() {
+                return;
+            }
             parts += 1;
             let name = keys.name(key).as_bytes();
             cur.extend_from_slice(&keys.partition(key).to_le_bytes());
@@ -107,13 +125,17 @@ impl ViewCapture {
                 cur.extend_from_slice(st);
             }
             if cur.len() >= chunk_bytes {
-                chunks.push(std::mem::replace(&mut cur, Vec::with_capacity(chunk_bytes + 4096)));
+                failed = put(&cur).err();
+                cur.clear();
             }
         });
-        if !cur.is_empty() {
-            chunks.push(cur);
+        if let Some(e) = failed {
+            return Err(e);
         }
-        (chunks, parts)
+        if !cur.is_empty() {
+            put(&cur)?;
+        }
+        Ok(parts)
     }
 }
 

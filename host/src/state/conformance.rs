@@ -64,6 +64,27 @@ fn incompatible_format_is_refused(store: &dyn CheckpointStore) {
     assert!(err.contains("format 999"), "{err}");
 }
 
+fn uncommitted_chunks_are_no_checkpoint(store: &dyn CheckpointStore) {
+    store.put_chunk(9, "a", &[1, 2]).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    let err = store.read(9).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    store.put_chunk(9, "b", &[3]).unwrap();
+    let mut m = meta(9);
+    m.chunks = vec![ChunkInfo::of("a", &[1, 2]), ChunkInfo::of("b", &[3])];
+    m.size_bytes = 3;
+    store.commit(&m).unwrap();
+    let (read, chunks) = store.read(9).unwrap();
+    assert_eq!(read, m);
+    assert_eq!(chunks, vec![("a".to_string(), vec![1, 2]), ("b".to_string(), vec![3])]);
+    // A commit that claims a chunk nobody put is caught when it is read.
+    let mut m = meta(10);
+    m.chunks = vec![ChunkInfo::of("c", &[4])];
+    store.commit(&m).unwrap();
+    let err = store.read(10).unwrap_err().to_string();
+    assert!(err.contains("chk-10") && err.contains("missing"), "{err}");
+}
+
 #[test]
 fn memory_store_conforms() {
     round_trip(&MemoryStore::new());
@@ -71,6 +92,7 @@ fn memory_store_conforms() {
     let s = MemoryStore::new();
     damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk(id, 0, 10));
     incompatible_format_is_refused(&MemoryStore::new());
+    uncommitted_chunks_are_no_checkpoint(&MemoryStore::new());
 }
 
 #[test]
@@ -82,6 +104,7 @@ fn sled_store_conforms() {
     let s = SledStore::open(&p("c")).unwrap();
     damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10).unwrap());
     incompatible_format_is_refused(&SledStore::open(&p("d")).unwrap());
+    uncommitted_chunks_are_no_checkpoint(&SledStore::open(&p("e")).unwrap());
 }
 
 #[test]
@@ -94,6 +117,29 @@ fn sled_store_survives_reopen() {
     }
     let s = SledStore::open(&path).unwrap();
     assert_eq!(s.read(4).unwrap().1[0].1, vec![9; 10]);
+}
+
+#[test]
+fn sled_store_drops_uncommitted_chunks_on_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    {
+        let s = SledStore::open(&path).unwrap();
+        s.put_chunk(5, "x", &[7; 10]).unwrap();
+        // Another checkpoint's commit flushes the chunk to disk; then the
+        // crash: checkpoint 5 never commits.
+        s.write(&mut meta(4), vec![("y".into(), vec![1])]).unwrap();
+    }
+    let s = SledStore::open(&path).unwrap();
+    assert_eq!(s.read(4).unwrap().1, vec![("y".to_string(), vec![1])]);
+    let mut m = meta(5);
+    m.chunks = vec![ChunkInfo::of("x", &[7; 10])];
+    s.commit(&m).unwrap();
+    let err = s.read(5).unwrap_err().to_string();
+    assert!(
+        err.contains("missing"),
+        "the chunk went when the store was reopened: {err}"
+    );
 }
 
 #[test]

@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{CheckpointMeta, CheckpointStore, StateError, describe_chunks, verify_chunks};
+use super::{CheckpointMeta, CheckpointStore, StateError, verify_chunks};
 
-type Stored = (CheckpointMeta, Vec<(String, Vec<u8>)>);
+type Chunks = Vec<(String, Vec<u8>)>;
+type Stored = (CheckpointMeta, Chunks);
 
 #[derive(Default)]
 pub struct MemoryStore {
     checkpoints: Mutex<BTreeMap<u64, Stored>>,
+    /// Chunks put but not committed, by checkpoint.
+    pending: Mutex<BTreeMap<u64, Chunks>>,
 }
 
 impl MemoryStore {
@@ -32,8 +35,17 @@ impl CheckpointStore for MemoryStore {
         "memory"
     }
 
-    fn write(&self, meta: &mut CheckpointMeta, chunks: Vec<(String, Vec<u8>)>) -> Result<(), StateError> {
-        describe_chunks(meta, &chunks);
+    fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let mut g = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        g.entry(id).or_default().push((name.to_string(), bytes.to_vec()));
+        Ok(())
+    }
+
+    fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
+        let chunks = {
+            let mut g = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            g.remove(&meta.id).unwrap_or_default()
+        };
         let mut g = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
         g.insert(meta.id, (meta.clone(), chunks));
         Ok(())
@@ -61,6 +73,7 @@ impl CheckpointStore for MemoryStore {
 
     fn delete(&self, id: u64) -> Result<(), StateError> {
         self.checkpoints.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         Ok(())
     }
 }

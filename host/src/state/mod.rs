@@ -86,21 +86,38 @@ fn hint(usable: &Option<u64>) -> String {
     }
 }
 
-/// Where checkpoints are kept. Implementations must make [`write`] atomic
-/// and durable, and must never return a checkpoint whose chunks do not
-/// match its metadata.
-///
-/// [`write`]: CheckpointStore::write
 /// A checkpoint as stored: its metadata and its named chunks.
 pub type StoredCheckpoint = (CheckpointMeta, Vec<(String, Vec<u8>)>);
 
+/// Where checkpoints are kept. A checkpoint is written chunk by chunk
+/// ([`put_chunk`]), then committed ([`commit`]): implementations must make
+/// the commit atomic and durable, must not list, read or keep across a
+/// reopen the chunks of a checkpoint that was never committed, and must
+/// never return a checkpoint whose chunks do not match its metadata.
+///
+/// [`put_chunk`]: CheckpointStore::put_chunk
+/// [`commit`]: CheckpointStore::commit
 pub trait CheckpointStore: Send + Sync {
     /// A name for errors (the directory).
     fn path(&self) -> &str;
 
-    /// Write `meta` and its chunks atomically; durable when this returns.
-    /// `meta.chunks` is filled in from `chunks`.
-    fn write(&self, meta: &mut CheckpointMeta, chunks: Vec<(String, Vec<u8>)>) -> Result<(), StateError>;
+    /// Store chunk `name` of checkpoint `id`, which does not exist until
+    /// it is committed. The caller may drop `bytes` when this returns.
+    fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StateError>;
+
+    /// Complete checkpoint `meta.id`, whose chunks (`meta.chunks`) were
+    /// put; durable when this returns.
+    fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError>;
+
+    /// Put every chunk, then commit. `meta.chunks` is filled in from
+    /// `chunks`.
+    fn write(&self, meta: &mut CheckpointMeta, chunks: Vec<(String, Vec<u8>)>) -> Result<(), StateError> {
+        describe_chunks(meta, &chunks);
+        for (name, bytes) in &chunks {
+            self.put_chunk(meta.id, name, bytes)?;
+        }
+        self.commit(meta)
+    }
 
     /// Complete checkpoints, oldest first.
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError>;
@@ -133,16 +150,20 @@ pub trait CheckpointStore: Send + Sync {
     }
 }
 
-/// Fill in chunk infos and the size.
-pub(crate) fn describe_chunks(meta: &mut CheckpointMeta, chunks: &[(String, Vec<u8>)]) {
-    meta.chunks = chunks
-        .iter()
-        .map(|(name, bytes)| ChunkInfo {
-            name: name.clone(),
+impl ChunkInfo {
+    /// The description of chunk `name` with contents `bytes`.
+    pub fn of(name: &str, bytes: &[u8]) -> Self {
+        ChunkInfo {
+            name: name.to_string(),
             len: bytes.len() as u64,
             crc32: crc32fast::hash(bytes),
-        })
-        .collect();
+        }
+    }
+}
+
+/// Fill in chunk infos and the size.
+pub(crate) fn describe_chunks(meta: &mut CheckpointMeta, chunks: &[(String, Vec<u8>)]) {
+    meta.chunks = chunks.iter().map(|(name, bytes)| ChunkInfo::of(name, bytes)).collect();
     meta.size_bytes = chunks.iter().map(|(_, b)| b.len() as u64).sum();
 }
 

@@ -1,13 +1,14 @@
 //! Checkpoints in sled.
 //!
 //! Two trees: `chunks` (key `id (8 bytes BE) ++ name`) and `meta` (key
-//! `id`, value JSON [`CheckpointMeta`]). A checkpoint's chunks are written in
-//! one batch and flushed, then its metadata is written and flushed: the
-//! metadata is the commit record. Chunks are large (a whole view's states,
+//! `id`, value JSON [`CheckpointMeta`]). A checkpoint's chunks are written
+//! one by one as they are encoded and flushed together, then its metadata is
+//! written and flushed: the metadata is the commit record, and chunks without
+//! it are removed when the store is opened. Chunks are large (a whole view's states,
 //! split at about 4 MiB), so a checkpoint of a million keys is a few dozen
 //! inserts, not millions.
 
-use super::{CheckpointMeta, CheckpointStore, StateError, describe_chunks, verify_chunks};
+use super::{CheckpointMeta, CheckpointStore, StateError, verify_chunks};
 
 pub struct SledStore {
     path: String,
@@ -80,13 +81,15 @@ impl CheckpointStore for SledStore {
         &self.path
     }
 
-    fn write(&self, meta: &mut CheckpointMeta, chunks: Vec<(String, Vec<u8>)>) -> Result<(), StateError> {
-        describe_chunks(meta, &chunks);
-        let mut batch = sled::Batch::default();
-        for (name, bytes) in chunks {
-            batch.insert(Self::chunk_key(meta.id, &name), bytes);
-        }
-        self.chunks.apply_batch(batch).map_err(|e| self.err(e))?;
+    fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        // Not flushed here: `commit` flushes before the metadata goes in.
+        self.chunks
+            .insert(Self::chunk_key(id, name), bytes)
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
         self.db.flush().map_err(|e| self.err(e))?;
         let json = serde_json::to_vec(meta).map_err(|e| self.err(e))?;
         self.meta.insert(meta.id.to_be_bytes(), json).map_err(|e| self.err(e))?;

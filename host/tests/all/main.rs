@@ -4,6 +4,7 @@
 //! `guest-features/` (`make guests`); a missing one fails the test with the
 //! command to run, it is never skipped.
 
+mod checkpoint;
 mod golden;
 mod hotswap;
 mod kafka_redis;
