@@ -222,6 +222,9 @@ pub trait Feature {
     fn finish(state: &Self::State, window: &Window<'_>) -> Vec<Value>;
 
     /// Append the state's encoding (in the current `state_version`) to `out`.
+    /// It runs for every state an `update` batch touches: a fixed-size state
+    /// is cheapest assembled in an array and appended once (the seed plugins
+    /// do this), rather than appended a field at a time.
     fn encode(state: &Self::State, out: &mut Vec<u8>);
 
     /// Decode a state written by [`Feature::encode`]. Never called with an

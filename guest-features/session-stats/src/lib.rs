@@ -84,9 +84,12 @@ impl Feature for SessionStats {
     }
 
     fn encode(state: &Span, out: &mut Vec<u8>) {
-        out.extend_from_slice(&state.count.to_le_bytes());
-        out.extend_from_slice(&state.min_ms.to_le_bytes());
-        out.extend_from_slice(&state.max_ms.to_le_bytes());
+        // Assembled first, appended once: one capacity check per state.
+        let mut bytes = [0; Span::ENCODED_LEN];
+        bytes[..8].copy_from_slice(&state.count.to_le_bytes());
+        bytes[8..16].copy_from_slice(&state.min_ms.to_le_bytes());
+        bytes[16..].copy_from_slice(&state.max_ms.to_le_bytes());
+        out.extend_from_slice(&bytes);
     }
 
     fn decode(bytes: &[u8]) -> Result<Span, String> {

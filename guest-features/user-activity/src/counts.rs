@@ -86,10 +86,13 @@ impl Counts {
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.views.to_le_bytes());
-        out.extend_from_slice(&self.carts.to_le_bytes());
-        out.extend_from_slice(&self.purchases.to_le_bytes());
-        out.extend_from_slice(&self.view_price_sum.to_le_bytes());
+        // Assembled first, appended once: one capacity check per state.
+        let mut bytes = [0; Self::ENCODED_LEN];
+        bytes[..8].copy_from_slice(&self.views.to_le_bytes());
+        bytes[8..16].copy_from_slice(&self.carts.to_le_bytes());
+        bytes[16..24].copy_from_slice(&self.purchases.to_le_bytes());
+        bytes[24..].copy_from_slice(&self.view_price_sum.to_le_bytes());
+        out.extend_from_slice(&bytes);
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
