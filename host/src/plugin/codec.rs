@@ -140,39 +140,55 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// The next `n` bytes. Per state and per value of a batch: the check is
+    /// one comparison, and the message is built only on failure.
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| {
-                format!(
-                    "truncated: wanted {n} bytes at offset {} of {}",
-                    self.pos,
-                    self.buf.len()
-                )
-            })?;
-        let s = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(s)
+        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.truncated(n)),
+        }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize) -> String {
+        format!(
+            "truncated: wanted {n} bytes at offset {} of {}",
+            self.pos,
+            self.buf.len()
+        )
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        self.array().map(u32::from_le_bytes)
     }
 
+    #[inline]
     pub fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        self.array().map(i64::from_le_bytes)
     }
 
+    #[inline]
     pub fn f64(&mut self) -> Result<f64, String> {
-        Ok(f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        self.array().map(f64::from_le_bytes)
     }
 
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
         self.take(n)
