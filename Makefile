@@ -40,4 +40,4 @@ test: deps guests lint
 	$(CARGO) test -p featherflow --release
 
 bench: build
-	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins plugins
+	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins plugins --repeat 3

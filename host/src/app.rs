@@ -258,6 +258,10 @@ pub struct BenchArgs {
     pub dir: PathBuf,
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
+    /// Replay the log this many times and print each run and the median
+    /// throughput (ignored with --checkpoints).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
     /// Measure checkpoints instead: replay 90 % of the log (every window
     /// still open), checkpoint to sled as `run` does while the last 10 %
     /// is replayed, and report the pause, encode and write times, then
