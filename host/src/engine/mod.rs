@@ -18,6 +18,7 @@
 //! event is assigned, so sessions are finished lazily with the next batch.
 
 mod keys;
+mod state_bytes;
 mod view;
 
 pub use keys::{KeyHash, KeyNames, KeyTable};
@@ -416,22 +417,25 @@ impl Engine {
             None => SmallVec::new(),
         };
         let mut ids: SmallVec<[Option<KeyId>; file::BLOCK]> = smallvec::smallvec![None; block.len()];
+        // As slices from here on: each access to a `SmallVec` checks
+        // whether it spilled, and these are read several times per event.
+        let (parsed, hashes, ids) = (&parsed[..], &hashes[..], &mut ids[..]);
         if let Some(table) = table {
             for j in 0..SLOT_AHEAD {
-                self.fetch_key_slot(table, &hashes, j);
+                self.fetch_key_slot(table, hashes, j);
             }
             for j in 0..KEY_AHEAD {
-                self.intern_ahead(table, partition, &parsed, &hashes, &mut ids, j);
+                self.intern_ahead(table, partition, parsed, hashes, ids, j);
             }
             for j in 0..STATE_AHEAD {
-                self.fetch_state(table, &parsed, &ids, j);
+                self.fetch_state(table, parsed, ids, j);
             }
         }
-        for (i, ((offset, raw), p)) in block.iter().zip(&parsed).enumerate() {
+        for (i, ((offset, raw), p)) in block.iter().zip(parsed).enumerate() {
             if let Some(table) = table {
-                self.fetch_key_slot(table, &hashes, i + SLOT_AHEAD);
-                self.intern_ahead(table, partition, &parsed, &hashes, &mut ids, i + KEY_AHEAD);
-                self.fetch_state(table, &parsed, &ids, i + STATE_AHEAD);
+                self.fetch_key_slot(table, hashes, i + SLOT_AHEAD);
+                self.intern_ahead(table, partition, parsed, hashes, ids, i + KEY_AHEAD);
+                self.fetch_state(table, parsed, ids, i + STATE_AHEAD);
             }
             self.process_parsed(
                 Position {
@@ -563,6 +567,7 @@ impl Engine {
         let batch_size = self.cfg.batch_size;
         // Views that share a key field share the key's id: intern once.
         let mut key_cache: KeyCache<'_> = smallvec::smallvec![None; self.keys.len()];
+        let key_cache = &mut key_cache[..];
         if let Some((table, key)) = user_id {
             key_cache[table] = Some((key, std::borrow::Cow::Borrowed(&ev.user_id)));
         }

@@ -5,8 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use smallvec::SmallVec;
-
+use super::state_bytes::StateBytes;
 use super::{KeyNames, KeyTable};
 use crate::cow::CowVec;
 use crate::event::Event;
@@ -71,7 +70,7 @@ struct Slot {
     /// events touch it.
     mark: u64,
     /// The plugin's opaque state; seed states (24-32 bytes) stay inline.
-    state: SmallVec<[u8; 40]>,
+    state: StateBytes,
 }
 
 /// One view's state at one moment ([`View::capture`]), encoded on the
@@ -400,11 +399,7 @@ impl View {
         }
         if !self.fired.released.is_empty() {
             for &slot in &self.fired.released {
-                let state = &mut self.arena[slot as usize].state;
-                state.clear();
-                if state.capacity() > 256 {
-                    state.shrink_to_fit();
-                }
+                self.arena[slot as usize].state.clear();
             }
             self.op.release(&self.fired.released);
         }
@@ -434,9 +429,7 @@ impl View {
                 if let Some(slot) = batch_slots.get(i + 8).and_then(|&s| arena.get(s as usize)) {
                     crate::window::prefetch(slot);
                 }
-                let a = &mut arena[batch_slots[i] as usize].state;
-                a.clear();
-                a.extend_from_slice(state);
+                arena[batch_slots[i] as usize].state.set(state);
             });
         self.stats.record_call(started.elapsed());
         self.stats.batches += 1;
@@ -499,7 +492,7 @@ impl View {
                 keys.name(w.key),
                 w.start,
                 w.end,
-                slots.iter().map(|&s| self.arena[s as usize].state.as_slice()),
+                slots.iter().map(|&s| &self.arena[s as usize].state[..]),
             );
         }
         let n = windows.len();
@@ -650,7 +643,7 @@ impl View {
                 if s >= self.arena.len() {
                     self.arena.resize_with(s + 1, Slot::default);
                 }
-                self.arena[s].state = SmallVec::from_slice(state);
+                self.arena[s].state.set(state);
             }
             parts += 1;
         }
@@ -674,7 +667,7 @@ impl View {
             converted.extend(batch.iter().copied().zip(new));
         }
         for (s, st) in converted {
-            self.arena[s].state = SmallVec::from_vec(st);
+            self.arena[s].state.set(&st);
         }
         Ok(())
     }
@@ -693,7 +686,7 @@ impl View {
             }
             let new = self.instance.migrate(from_version, states.bytes(), batch.len())?;
             for (&s, st) in batch.iter().zip(new) {
-                self.arena[s].state = SmallVec::from_vec(st);
+                self.arena[s].state.set(&st);
             }
         }
         Ok(())
