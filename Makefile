@@ -2,14 +2,15 @@
 #   make build   the engine (release) and the seed plugins into plugins/
 #   make test    everything the CI runs: guests, fmt, clippy, all tests
 #   make bench   the replay benchmark (10 M events, pinned to one core)
+#   make bench-floor  the same log through plugins that do no work: the engine's share
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 WASM_DIR := target/$(WASM_TARGET)/wasm
 SEED_PLUGINS := user-activity session-stats
-TEST_GUESTS := bad-user-activity loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity
+TEST_GUESTS := bad-user-activity loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity floor-sliding floor-session
 
-.PHONY: build deps engine plugins guests test lint bench
+.PHONY: build deps engine plugins guests test lint bench bench-floor
 
 # Rust target, redis-server, tansu (idempotent; see scripts/deps.sh).
 deps:
@@ -41,3 +42,12 @@ test: deps guests lint
 
 bench: build
 	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins plugins --repeat 3
+
+# The same benchmark through two plugins with the seed plugins' windows and
+# state size but no feature logic: what the engine and the plugin boundary
+# cost on their own.
+bench-floor: build
+	$(CARGO) build --profile wasm --target $(WASM_TARGET) -p floor-sliding -p floor-session
+	mkdir -p data/bench/floor-plugins
+	cp $(WASM_DIR)/floor_sliding.wasm $(WASM_DIR)/floor_session.wasm data/bench/floor-plugins/
+	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins data/bench/floor-plugins --repeat 3

@@ -15,7 +15,11 @@ use featherflow::testing::diff_jsonl;
 use crate::{featherflow, golden, plugin_dir, run_ok};
 
 fn replay(events: &std::path::Path, extra: &[&str]) -> (Vec<String>, String, String) {
-    let plugins = plugin_dir(&["user-activity", "session-stats"]);
+    replay_with(&["user-activity", "session-stats"], events, extra)
+}
+
+fn replay_with(guests: &[&str], events: &std::path::Path, extra: &[&str]) -> (Vec<String>, String, String) {
+    let plugins = plugin_dir(guests);
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.jsonl");
     let late = dir.path().join("late.jsonl");
@@ -106,6 +110,38 @@ fn same_output_whatever_the_batch_size() {
         let diff = diff_jsonl(&expected, &out);
         assert!(diff.is_empty(), "batch size {batch}:\n{diff}");
     }
+}
+
+/// Which windows fire, and when, is the engine's business: the bench's
+/// floor guests, which have the seed plugins' windows and no feature logic
+/// (`make bench-floor`), fire exactly the windows the seed plugins fire.
+#[test]
+fn the_floor_guests_fire_the_seed_plugins_windows() {
+    let windows = |lines: &[String], views: [&str; 2]| {
+        let mut out = std::collections::BTreeSet::new();
+        for line in lines {
+            let r: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let kind = match r["view"].as_str() {
+                Some(v) if v == views[0] => "sliding",
+                Some(v) if v == views[1] => "session",
+                other => panic!("unexpected view {other:?} in {line}"),
+            };
+            out.insert((
+                kind,
+                r["fields"]["user_id"].as_str().expect("user_id").to_string(),
+                r["window_start"].as_i64().expect("window_start"),
+                r["window_end"].as_i64().expect("window_end"),
+            ));
+        }
+        assert_eq!(out.len(), lines.len(), "a window fired twice");
+        out
+    };
+    let events = golden("semantics.jsonl");
+    let (seed, _, _) = replay(&events, &[]);
+    let (floor, _, _) = replay_with(&["floor-sliding", "floor-session"], &events, &[]);
+    let seed = windows(&seed, ["user_features", "session_features"]);
+    assert!(seed.iter().any(|w| w.0 == "sliding") && seed.iter().any(|w| w.0 == "session"));
+    assert_eq!(windows(&floor, ["floor_sliding", "floor_session"]), seed);
 }
 
 /// The Flink anchor's edge cases, diffed against Flink 1.19's own output,
