@@ -713,8 +713,19 @@ fn parse_common<'a>(text: &'a str, cfg: &ParserConfig) -> Option<Event<'a>> {
     let time = member(b, 0, b"{\"event_time\":")?;
     let event_type = member(b, next(time.end)?, b"\"event_type\":")?;
     let user_id = member(b, next(event_type.end)?, b"\"user_id\":")?;
-    let price = member(b, next(user_id.end)?, b"\"price\":")?;
-    if b.get(price.end) != Some(&b'}') || skip_ws(b, price.end + 1) != b.len() {
+    let p = next(user_id.end)?;
+    // The usual price is read as it is scanned; any other the usual way.
+    let (price, price_end) = match b.get(p..)?.strip_prefix(b"\"price\":") {
+        Some(rest) => match common_price(b, p + 8 + usize::from(rest.first() == Some(&b' '))) {
+            Some(read) => read,
+            None => {
+                let v = member(b, p, b"\"price\":")?;
+                (price_of(text, &v).ok()?, v.end)
+            }
+        },
+        None => return None,
+    };
+    if b.get(price_end) != Some(&b'}') || skip_ws(b, price_end + 1) != b.len() {
         return None;
     }
     let time_ms = event_time_of(text, &time, cfg.zone_offset_ms).ok()?;
@@ -727,9 +738,49 @@ fn parse_common<'a>(text: &'a str, cfg: &ParserConfig) -> Option<Event<'a>> {
         time_ms,
         event_type: event_type_of(text, &event_type).ok()?,
         user_id: user_id_of(text, &user_id).ok()?,
-        price: price_of(text, &price).ok()?,
+        price,
         extra: Cow::Borrowed(""),
     })
+}
+
+/// The usual price at `p`, `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 15
+/// digits, scanned and read in one pass (where the general way scans with
+/// [`scan_number`] and reads with [`fast_decimal`], the same arithmetic).
+/// Returns the value and the end. `None` for anything else (an exponent,
+/// more digits, a leading zero, not a number), which goes the general way.
+#[inline(always)]
+fn common_price(b: &[u8], mut p: usize) -> Option<(f64, usize)> {
+    let negative = at(b, p) == b'-';
+    p += usize::from(negative);
+    let first = p;
+    let mut mantissa = 0i64;
+    let mut digits = |p: &mut usize| {
+        let start = *p;
+        while let c @ b'0'..=b'9' = at(b, *p) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(i64::from(c - b'0'));
+            *p += 1;
+        }
+        *p - start
+    };
+    let int_digits = digits(&mut p);
+    if int_digits == 0 || (int_digits > 1 && b[first] == b'0') {
+        return None;
+    }
+    let mut fraction_digits = 0;
+    if at(b, p) == b'.' {
+        p += 1;
+        fraction_digits = digits(&mut p);
+        if fraction_digits == 0 {
+            return None;
+        }
+    }
+    // Past 15 digits the integer may not be an exact double; an exponent
+    // needs the general algorithm.
+    if int_digits + fraction_digits > 15 || at(b, p) | 0x20 == b'e' {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[fraction_digits];
+    Some((if negative { -value } else { value }, p))
 }
 
 /// A field name written without escapes at `q` (just after the opening
@@ -1166,6 +1217,11 @@ fn parse_f64(s: &str) -> f64 {
     fast_decimal(s.as_bytes()).unwrap_or_else(|| s.parse().unwrap_or(f64::NAN))
 }
 
+/// Powers of ten that are exact doubles.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
 /// Clinger's fast path for the usual price (`29.99`): at most 15 digits and
 /// no exponent, so the digits as an integer and the power of ten are both
 /// exact doubles, and one correctly rounded division gives the correctly
@@ -1173,9 +1229,6 @@ fn parse_f64(s: &str) -> f64 {
 /// `None` sends anything else to the general algorithm.
 #[inline]
 fn fast_decimal(s: &[u8]) -> Option<f64> {
-    const POW10: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
     let (negative, s) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
@@ -1301,7 +1354,35 @@ mod tests {
             "[]",
         ];
         let users = ["\"111\"", "\"a\\\"b\"", "111", "-0", "1.0", "true", "{}"];
-        let prices = ["29.99", "-0", "1e3", "\"29.99\"", "\"abc\"", "1e999", "null", "01"];
+        let prices = [
+            "29.99",
+            "-0",
+            "1e3",
+            "\"29.99\"",
+            "\"abc\"",
+            "1e999",
+            "null",
+            "01",
+            "0",
+            "0.5",
+            "-12.340",
+            "123456789012345",
+            "1234567890123456",
+            "12345678.90123456",
+            "0.000000000000001",
+            "1.",
+            "-",
+            "-.5",
+            ".5",
+            "1.2.3",
+            "00.5",
+            "-01",
+            "1E3",
+            "29.99e0",
+            "9007199254740993",
+            "0.1",
+            "-0.0",
+        ];
         let layouts = [
             (
                 "{\"event_time\": ",
