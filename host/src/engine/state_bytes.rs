@@ -35,7 +35,7 @@ impl Default for StateBytes {
 
 impl StateBytes {
     /// Replace the bytes with `src`.
-    #[inline]
+    #[inline(always)]
     pub fn set(&mut self, src: &[u8]) {
         let n = src.len();
         if n <= INLINE {
