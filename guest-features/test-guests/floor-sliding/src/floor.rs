@@ -6,6 +6,7 @@
 //! `update` ignores the events and keeps every state at [`STATE_LEN`]
 //! bytes, so the host copies states in and out as it does for the seed
 //! plugins; `finish` returns the key and the number of states merged.
+//! [`floor_plugin!`] exports a plugin with these functions for a window.
 
 use featherflow_sdk::bindings::PluginError;
 use featherflow_sdk::codec::{DecodeError, Reader, Writer};
@@ -95,3 +96,36 @@ pub fn finish(windows: Vec<u8>) -> Result<Vec<u8>, PluginError> {
     r.finish().map_err(invalid)?;
     Ok(out)
 }
+
+/// Export the plugin `$name` with the declaration `$declaration` (which
+/// must declare the fields `user_id`, text, and `parts`, integer).
+macro_rules! floor_plugin {
+    ($name:ident, $declaration:expr) => {
+        pub struct $name;
+
+        impl featherflow_sdk::bindings::Guest for $name {
+            fn describe() -> featherflow_sdk::bindings::featherflow::plugin::types::Declaration {
+                $declaration.into()
+            }
+
+            fn update(states: Vec<u8>, _events: Vec<u8>) -> Result<Vec<u8>, featherflow_sdk::bindings::PluginError> {
+                floor::update(states)
+            }
+
+            fn merge(groups: Vec<u8>) -> Result<Vec<u8>, featherflow_sdk::bindings::PluginError> {
+                floor::merge(groups)
+            }
+
+            fn finish(windows: Vec<u8>) -> Result<Vec<u8>, featherflow_sdk::bindings::PluginError> {
+                floor::finish(windows)
+            }
+
+            fn migrate(_from_version: u32, states: Vec<u8>) -> Result<Vec<u8>, featherflow_sdk::bindings::PluginError> {
+                Ok(states)
+            }
+        }
+
+        featherflow_sdk::bindings::export!($name with_types_in featherflow_sdk::bindings);
+    };
+}
+pub(crate) use floor_plugin;
