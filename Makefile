@@ -32,6 +32,7 @@ guests:
 	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS))
 
 lint:
+	python3 scripts/check-layers.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p featherflow --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS)) -- -D warnings

@@ -25,7 +25,7 @@ sleep 0.5
 .tools/tansu topic create ecommerce-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
 
 echo "== generating and producing $EVENTS events ($USERS users, 2000 ev/s of event time, 0-9 s out of order)"
-target/release/featherflow gen --events "$EVENTS" --users "$USERS" --rate 2000 --out "$DIR/events.jsonl"
+target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
 target/release/featherflow produce --brokers "127.0.0.1:$KPORT" --from-file "$DIR/events.jsonl" 2>&1 | tail -1
 rm "$DIR/events.jsonl"
 

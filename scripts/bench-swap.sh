@@ -11,7 +11,7 @@ EVENTS=${EVENTS:-10000000}
 USERS=${USERS:-100000}
 make -s build guests >/dev/null
 LOG=data/bench/events-$EVENTS-${USERS}u-2000r-9d-s42.jsonl
-[ -f "$LOG" ] || target/release/featherflow gen --events "$EVENTS" --users "$USERS" --rate 2000 --disorder-seconds 9 --seed 42 --out "$LOG"
+[ -f "$LOG" ] || target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --disorder-seconds 9 --seed 42 --out "$LOG"
 DIR=$(mktemp -d /tmp/featherflow-swap.XXXXXX)
 trap 'kill $SWAPPER 2>/dev/null || true; rm -rf "$DIR"' EXIT
 SWAPPER=

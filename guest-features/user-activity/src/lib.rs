@@ -1,6 +1,6 @@
 //! `user_features`: per user, over a one-hour window sliding every ten
 //! minutes, the number of views, carts and purchases and the average viewed
-//! price (see "Seed features" in SEMANTICS.md).
+//! price (see "Seed features" in docs/semantics.md).
 //!
 //! The view's declaration, state and arithmetic live in [`counts`]; this file
 //! only wires them into the SDK's [`Feature`] trait and exports the plugin.

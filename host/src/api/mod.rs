@@ -111,7 +111,7 @@ async fn dashboard() -> Html<&'static str> {
 
 async fn ready(State(state): State<ApiState>) -> Response {
     let s = snapshot(&state);
-    let now = crate::app::now_ms();
+    let now = crate::clock::now_ms();
     let redis_ok = state.redis.connected.load(Ordering::Relaxed) || state.redis.batches.load(Ordering::Relaxed) == 0;
     let last = s.checkpoints.last().map(|c| c.created_ms);
     let recent = match last {
@@ -296,7 +296,7 @@ async fn history(State(state): State<ApiState>) -> Json<Vec<crate::engine::SwapR
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let body = render_metrics(&snapshot(&state), &state.redis, crate::app::now_ms());
+    let body = render_metrics(&snapshot(&state), &state.redis, crate::clock::now_ms());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -468,24 +468,50 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     o
 }
 
+/// The API could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// `api.listen` is not an address: retrying cannot help.
+    #[error("api.listen {listen:?}: not an address like 127.0.0.1:8081: {reason}")]
+    Address { listen: String, reason: String },
+    /// The address is taken or the server cannot start; retrying later can.
+    #[error("api.listen {listen}: {error}")]
+    Io {
+        listen: String,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
 /// Serve the API on `listen` until the process exits.
-pub fn spawn(listen: &str, state: ApiState) -> anyhow::Result<()> {
-    let addr: std::net::SocketAddr = listen.parse()?;
+pub fn spawn(listen: &str, state: ApiState) -> Result<(), ApiError> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e: std::net::AddrParseError| ApiError::Address {
+            listen: listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    let io = |error| ApiError::Io {
+        listen: listen.to_string(),
+        error,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
-        .build()?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| anyhow::anyhow!("api.listen {addr}: {e}"))?;
+        .build()
+        .map_err(io)?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(io)?;
     tracing::info!(%addr, "dashboard and API listening (http://{addr}/)");
-    std::thread::Builder::new().name("api".into()).spawn(move || {
-        rt.block_on(async move {
-            if let Err(e) = axum::serve(listener, router(state)).await {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
-    })?;
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                if let Err(e) = axum::serve(listener, router(state)).await {
+                    tracing::error!(error = %e, "API server stopped");
+                }
+            });
+        })
+        .map_err(io)?;
     Ok(())
 }
 
@@ -498,7 +524,7 @@ mod tests {
         let mut s = Status {
             topic: "ecommerce-events".into(),
             sources_assigned: true,
-            started_ms: crate::app::now_ms(),
+            started_ms: crate::clock::now_ms(),
             checkpoint_interval_ms: 30_000,
             ..Status::default()
         };

@@ -16,11 +16,27 @@
 //! windows applies its pending batch at each firing (once per slide of event
 //! time). A fired session is removed from the operator before any later
 //! event is assigned, so sessions are finished lazily with the next batch.
+//!
+//! Files: [`view`] (one view), [`keys`] (key interning), [`deploy`] (hot
+//! deploys and their history), [`capture`] (checkpoint captures and
+//! restores; the byte format is `state::format`).
+//!
+//! The engine reads no wall clock: event time comes with the events, the
+//! wall time (idle partitions, future skew, deploy records) comes in as
+//! arguments or through [`Engine::set_now`]. It measures durations with
+//! `Instant` only for its statistics. It depends on the layers below it
+//! (plugin, state, sink, source, window, time, event) and on nothing above.
 
+mod capture;
+mod deploy;
 mod keys;
 mod state_bytes;
 mod view;
 
+pub use crate::source::Position;
+pub use crate::state::{EngineSnapshot, ViewSnapshot};
+pub use capture::EngineCapture;
+pub use deploy::{SwapOutcome, SwapRecord};
 pub use keys::{KeyHash, KeyNames, KeyTable};
 
 pub use view::{PLUGIN_LATENCY_BOUNDS_US, View, ViewCapture, ViewStats};
@@ -31,10 +47,9 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::event::{self, Event, ParserConfig};
-use crate::plugin::{Plugin, PluginInstance};
+use crate::plugin::Plugin;
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
-use crate::source::file;
-use crate::state::PluginRecord;
+use crate::source::BLOCK;
 use crate::time::Watermarks;
 use crate::window::KeyId;
 
@@ -54,13 +69,32 @@ pub struct EngineConfig {
     pub max_plugin_failures: u32,
 }
 
+impl EngineConfig {
+    /// The engine's settings from the configuration. `now_ms` bounds future
+    /// event times (`time.max-future-skew`); `idle`: whether partitions may
+    /// turn idle (`time.idle-timeout`; never for a bounded input).
+    pub fn from_config(config: &crate::config::Config, now_ms: i64, idle: bool) -> Self {
+        EngineConfig {
+            batch_size: config.engine.batch_size,
+            parser: ParserConfig {
+                zone_offset_ms: config.zone_offset_ms(),
+                max_future_skew_ms: Some(config.time.max_future_skew.as_millis() as i64),
+                now_ms,
+            },
+            out_of_orderness_ms: config.time.out_of_orderness.as_millis() as i64,
+            idle_timeout_ms: idle.then_some(config.time.idle_timeout.as_millis() as i64),
+            max_plugin_failures: config.plugins.max_failures,
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             batch_size: 1024,
             parser: ParserConfig {
                 zone_offset_ms: 0,
-                // No wall clock known here; `app` sets both from the config.
+                // No wall clock known here; `from_config` sets both.
                 max_future_skew_ms: None,
                 now_ms: 0,
             },
@@ -81,12 +115,15 @@ pub enum EngineError {
     View { view: String, reason: String },
 }
 
-/// Where an event came from: a partition and an offset (a line number for
-/// files, a Kafka offset for topics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    pub partition: u32,
-    pub offset: u64,
+impl EngineError {
+    /// Whether trying again (after a restore) can help: a sink that may come
+    /// back, yes; a view that cannot take a plugin or a state, no.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EngineError::Sink(e) => e.is_retryable(),
+            EngineError::View { .. } => false,
+        }
+    }
 }
 
 /// Counters of the whole engine.
@@ -111,6 +148,9 @@ pub struct BadSample {
     pub raw: String,
 }
 
+/// Every loaded view over one stream of events: parse, key, window, batch
+/// into the plugins, fire by watermark, hand fired windows to the sink.
+/// Synchronous and single-threaded; time comes in as arguments.
 pub struct Engine {
     cfg: EngineConfig,
     /// One key table per distinct key field of the loaded views.
@@ -129,38 +169,6 @@ pub struct Engine {
     /// readable under a flood of bad input).
     bad_logged: u64,
     history: Vec<SwapRecord>,
-}
-
-/// One entry of the plugin swap history.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SwapRecord {
-    pub at_ms: i64,
-    pub view: String,
-    pub from: Option<String>,
-    pub from_hash: Option<String>,
-    pub to: Option<String>,
-    pub to_hash: Option<String>,
-    /// added, swapped, migrated, reset, removed, refused, rolled_back, unchanged.
-    pub outcome: String,
-    pub reason: String,
-    /// How long the event loop was paused for it.
-    pub pause_us: u64,
-}
-
-impl SwapRecord {
-    fn new(view: &str, from: Option<&Arc<Plugin>>, to: Option<&Arc<Plugin>>) -> Self {
-        Self {
-            at_ms: crate::app::now_ms(),
-            view: view.to_string(),
-            from: from.map(|p| p.label()),
-            from_hash: from.map(|p| p.hash.clone()),
-            to: to.map(|p| p.label()),
-            to_hash: to.map(|p| p.hash.clone()),
-            outcome: String::new(),
-            reason: String::new(),
-            pause_us: 0,
-        }
-    }
 }
 
 impl Engine {
@@ -199,10 +207,16 @@ impl Engine {
         &self.cfg
     }
 
-    /// Move the wall clock that bounds future event times
-    /// (`time.max-future-skew`); long-running sources call this as time goes.
+    /// Move the engine's wall-clock time: it bounds future event times
+    /// (`time.max-future-skew`) and stamps deploy records. The engine reads
+    /// no clock itself; long-running pipelines call this as time goes.
     pub fn set_now(&mut self, now_ms: i64) {
         self.cfg.parser.now_ms = now_ms;
+    }
+
+    /// The engine's wall-clock time, as last set ([`Engine::set_now`]).
+    pub fn now_ms(&self) -> i64 {
+        self.cfg.parser.now_ms
     }
 
     /// Add a view running `plugin`. Refuses a second view of the same name.
@@ -223,151 +237,13 @@ impl Engine {
                 self.key_fields.len() - 1
             }
         };
-        let mut view = View::new(plugin, table).map_err(|e| EngineError::View {
+        let mut view = View::new(plugin, table, self.now_ms()).map_err(|e| EngineError::View {
             view: name,
             reason: e.to_string(),
         })?;
         view.set_max_failures(self.cfg.max_plugin_failures);
         self.views.push(view);
         Ok(())
-    }
-
-    /// Deploy a plugin while running, between two batches: a new view, or
-    /// a new version of a view that continues on the view's states (same
-    /// window; same state version, or migrated). Refused — the running
-    /// version untouched — when the window changed or the states cannot be
-    /// migrated, unless `reset` asks to drop the view's state.
-    pub fn deploy(&mut self, plugin: Arc<Plugin>, instance: PluginInstance, reset: bool) -> SwapRecord {
-        let started = std::time::Instant::now();
-        let mut rec = SwapRecord::new(&plugin.declaration.view, None, Some(&plugin));
-        let Some(i) = self.views.iter().position(|v| v.name() == plugin.declaration.view) else {
-            match self.add_view(plugin) {
-                Ok(()) => rec.outcome = "added".into(),
-                Err(e) => {
-                    rec.outcome = "refused".into();
-                    rec.reason = e.to_string();
-                }
-            }
-            return self.record(rec, started);
-        };
-        let view = &mut self.views[i];
-        let old = view.plugin().clone();
-        rec.from = Some(old.label());
-        rec.from_hash = Some(old.hash.clone());
-        if old.hash == plugin.hash && !reset {
-            rec.outcome = "unchanged".into();
-            return self.record(rec, started);
-        }
-        let (od, nd) = (old.declaration.clone(), plugin.declaration.clone());
-        if od.window != nd.window && !reset {
-            rec.outcome = "refused".into();
-            rec.reason = format!(
-                "the window changed ({} -> {}): old states cannot be reinterpreted; deploy it as a new view, or with reset",
-                od.window, nd.window
-            );
-            return self.record(rec, started);
-        }
-        // Pending events were read under the old version: apply them with it.
-        view.flush(
-            &self.keys[view.key_table],
-            &mut self.records,
-            &self.dead_letter,
-            &self.source,
-        );
-        if reset {
-            view.replace_plugin(plugin, instance, false);
-            view.reset_states();
-            rec.outcome = "reset".into();
-            rec.reason = "deployed with reset: the view's state was dropped".into();
-        } else if od.state_version == nd.state_version {
-            view.replace_plugin(plugin, instance, true);
-            rec.outcome = "swapped".into();
-        } else {
-            let mut instance = instance;
-            match view.migrate_with(&mut instance, od.state_version) {
-                Ok(()) => {
-                    view.replace_plugin(plugin, instance, false);
-                    rec.outcome = "migrated".into();
-                    rec.reason = format!(
-                        "states migrated from state version {} to {}",
-                        od.state_version, nd.state_version
-                    );
-                }
-                Err(e) => {
-                    rec.outcome = "refused".into();
-                    rec.reason = format!(
-                        "state version {} -> {} and the new plugin cannot migrate: {e}; deploy with reset to drop the view's state",
-                        od.state_version, nd.state_version
-                    );
-                }
-            }
-        }
-        self.record(rec, started)
-    }
-
-    /// Stop a view (its plugin file was removed): its pending events are
-    /// applied and its fired windows finished, then it and its state go.
-    pub fn remove_view(&mut self, view: &str) -> Option<SwapRecord> {
-        let started = std::time::Instant::now();
-        let i = self.views.iter().position(|v| v.name() == view)?;
-        let mut v = self.views.remove(i);
-        v.flush(
-            &self.keys[v.key_table],
-            &mut self.records,
-            &self.dead_letter,
-            &self.source,
-        );
-        let mut rec = SwapRecord::new(view, Some(v.plugin()), None);
-        rec.outcome = "removed".into();
-        Some(self.record(rec, started))
-    }
-
-    /// A deploy that was refused before reaching the engine (validation).
-    pub fn refused(&mut self, source: &str, reason: String) -> SwapRecord {
-        let mut rec = SwapRecord::new(source, None, None);
-        rec.outcome = "refused".into();
-        rec.reason = reason;
-        self.record(rec, std::time::Instant::now())
-    }
-
-    fn record(&mut self, mut rec: SwapRecord, started: std::time::Instant) -> SwapRecord {
-        rec.pause_us = started.elapsed().as_micros() as u64;
-        if rec.outcome == "refused" {
-            tracing::error!(view = %rec.view, reason = %rec.reason, "plugin deploy refused; the running version keeps serving");
-        } else {
-            tracing::info!(view = %rec.view, outcome = %rec.outcome, from = ?rec.from, to = ?rec.to, pause_us = rec.pause_us, "plugin deployed");
-        }
-        self.history.push(rec.clone());
-        rec
-    }
-
-    /// Add a note to the newest history record (and return it).
-    pub fn annotate_last(&mut self, note: &str) -> SwapRecord {
-        let rec = self.history.last_mut().expect("a record was just made");
-        rec.reason = if rec.reason.is_empty() {
-            note.to_string()
-        } else {
-            format!("{}; {note}", rec.reason)
-        };
-        rec.clone()
-    }
-
-    /// Swaps, refusals and rollbacks so far.
-    pub fn history(&self) -> &[SwapRecord] {
-        &self.history
-    }
-
-    /// Record rollbacks views did on their own after repeated failures.
-    fn collect_rollbacks(&mut self) {
-        for v in &mut self.views {
-            if let Some((bad, good, reason)) = v.rolled_back.take() {
-                let mut rec = SwapRecord::new(v.name(), Some(&bad), Some(&good));
-                rec.outcome = "rolled_back".into();
-                rec.reason = reason;
-                rec.at_ms = crate::app::now_ms();
-                self.history.push(rec);
-            }
-        }
     }
 
     pub fn views(&self) -> &[View] {
@@ -406,17 +282,17 @@ impl Engine {
         const KEY_AHEAD: usize = 8;
         const STATE_AHEAD: usize = 4;
         let parser = &self.cfg.parser;
-        let parsed: SmallVec<[Result<Event<'_>, event::BadReason>; file::BLOCK]> =
+        let parsed: SmallVec<[Result<Event<'_>, event::BadReason>; BLOCK]> =
             block.iter().map(|(_, raw)| event::parse_event(raw, parser)).collect();
         let table = self.key_fields.iter().position(|f| f == "user_id");
-        let hashes: SmallVec<[Option<KeyHash>; file::BLOCK]> = match table {
+        let hashes: SmallVec<[Option<KeyHash>; BLOCK]> = match table {
             Some(_) => parsed
                 .iter()
                 .map(|p| Some(KeyTable::hash(partition, &p.as_ref().ok()?.user_id)))
                 .collect(),
             None => SmallVec::new(),
         };
-        let mut ids: SmallVec<[Option<KeyId>; file::BLOCK]> = smallvec::smallvec![None; block.len()];
+        let mut ids: SmallVec<[Option<KeyId>; BLOCK]> = smallvec::smallvec![None; block.len()];
         // As slices from here on: each access to a `SmallVec` checks
         // whether it spilled, and these are read several times per event.
         let (parsed, hashes, ids) = (&parsed[..], &hashes[..], &mut ids[..]);
@@ -713,68 +589,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Flush (so every event read so far is in the states and every fired
-    /// window is with the sink), then take a frozen copy of the state of
-    /// every view: microseconds, whatever the state's size (see
-    /// [`CowVec`]). Encode it with [`EngineCapture::encode`], on any thread.
-    pub fn capture(&mut self) -> Result<EngineCapture, EngineError> {
-        self.flush()?;
-        Ok(EngineCapture {
-            watermark: self.watermarks.current(),
-            partition_watermarks: self.watermarks.partitions().map(|(p, wm, _)| (p as u32, wm)).collect(),
-            views: self.views.iter().map(|v| v.capture(&self.keys[v.key_table])).collect(),
-        })
-    }
-
-    /// [`Engine::capture`] and encode, in one go.
-    pub fn snapshot(&mut self) -> Result<EngineSnapshot, EngineError> {
-        Ok(self.capture()?.encode())
-    }
-
-    /// Restore a snapshot into an engine whose views are already added.
-    /// A view's state is taken only by a plugin with the same window; a
-    /// different state version is migrated by the new plugin or refused.
-    pub fn restore(&mut self, snap: &EngineSnapshot, now_ms: i64) -> Result<(), EngineError> {
-        let parts: Vec<(usize, i64)> = snap
-            .partition_watermarks
-            .iter()
-            .map(|&(p, wm)| (p as usize, wm))
-            .collect();
-        self.watermarks.restore(snap.watermark, &parts, now_ms);
-        for vs in &snap.views {
-            let Some(view) = self.views.iter_mut().find(|v| v.name() == vs.plugin.view) else {
-                tracing::warn!(view = %vs.plugin.view, parts = vs.parts, "the checkpoint holds state for a view no loaded plugin serves; that state is dropped");
-                continue;
-            };
-            let refuse = |reason: String| EngineError::View {
-                view: vs.plugin.view.clone(),
-                reason,
-            };
-            let d = &view.plugin().declaration;
-            if d.window != vs.plugin.window {
-                return Err(refuse(format!(
-                    "the checkpoint's states are for a {} window (plugin {}), the loaded plugin declares {}: a new window is a new view",
-                    vs.plugin.window, vs.plugin.version, d.window
-                )));
-            }
-            let migrate_from = (d.state_version != vs.plugin.state_version).then_some(vs.plugin.state_version);
-            let table = &mut self.keys[view.key_table];
-            for chunk in &vs.chunks {
-                view.restore_chunk(table, chunk, snap.watermark)
-                    .map_err(|e| refuse(format!("damaged state chunk: {e}")))?;
-            }
-            if let Some(from) = migrate_from {
-                view.migrate_states(from).map_err(|e| {
-                    refuse(format!(
-                        "the checkpoint's states have state version {from}, the loaded plugin ({}) has {} and cannot migrate them: {e}",
-                        view.plugin().label(),
-                        view.plugin().declaration.state_version
-                    ))
-                })?;
-            }
-            tracing::info!(view = %vs.plugin.view, parts = vs.parts, from_plugin = %vs.plugin.version, "view state restored");
+    /// A fresh engine with this one's settings, sink, logs and plugins (in
+    /// their current versions) but none of its state: what a pipeline
+    /// restores a checkpoint into after a failure. Counters and the deploy
+    /// history carry over.
+    pub fn rebuild(self) -> Result<Engine, EngineError> {
+        let plugins: Vec<Arc<Plugin>> = self.views.iter().map(|v| v.plugin().clone()).collect();
+        let mut fresh = Engine::new(self.cfg, self.sink);
+        fresh.source = self.source;
+        fresh.dead_letter = self.dead_letter;
+        fresh.late_log = self.late_log;
+        fresh.stats = self.stats;
+        fresh.history = self.history;
+        for p in plugins {
+            fresh.add_view(p)?;
         }
-        Ok(())
+        Ok(fresh)
     }
 
     /// Take the sink back (to read a counting sink after a run).
@@ -787,101 +617,5 @@ impl Engine {
     }
 }
 
-/// The state of one view in a checkpoint.
-#[derive(Debug, Clone)]
-pub struct ViewSnapshot {
-    pub plugin: PluginRecord,
-    pub chunks: Vec<Vec<u8>>,
-    /// Open window parts.
-    pub parts: u64,
-}
-
-/// The engine's state at one moment, not yet encoded.
-pub struct EngineCapture {
-    pub watermark: i64,
-    pub partition_watermarks: Vec<(u32, i64)>,
-    pub views: Vec<ViewCapture>,
-}
-
-impl EngineCapture {
-    /// The plugin behind every view's states.
-    pub fn plugins(&self) -> Vec<PluginRecord> {
-        self.views.iter().map(|v| v.plugin.clone()).collect()
-    }
-
-    /// The metadata of a checkpoint of this capture, before its chunks are
-    /// written. `offsets`: the next offset to read per partition.
-    pub fn meta(
-        &self,
-        id: u64,
-        topic: &str,
-        offsets: Vec<(u32, i64)>,
-        open_states: u64,
-    ) -> crate::state::CheckpointMeta {
-        crate::state::CheckpointMeta {
-            format: crate::state::FORMAT_VERSION,
-            id,
-            created_ms: crate::app::now_ms(),
-            topic: topic.to_string(),
-            offsets,
-            watermark: self.watermark,
-            partition_watermarks: self.partition_watermarks.clone(),
-            plugins: self.plugins(),
-            chunks: vec![],
-            size_bytes: 0,
-            open_states,
-            duration_ms: 0,
-        }
-    }
-
-    /// Encode every view's states into chunks of about 4 MiB.
-    pub fn encode(self) -> EngineSnapshot {
-        EngineSnapshot {
-            watermark: self.watermark,
-            partition_watermarks: self.partition_watermarks,
-            views: self
-                .views
-                .into_iter()
-                .map(|v| {
-                    let (chunks, parts) = v.encode(Self::CHUNK_BYTES);
-                    ViewSnapshot {
-                        plugin: v.plugin,
-                        chunks,
-                        parts,
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    /// Chunks of a checkpoint are about this size.
-    const CHUNK_BYTES: usize = 4 << 20;
-
-    /// The name of chunk `i` of `view`'s states in a checkpoint.
-    pub fn chunk_name(view: &str, i: usize) -> String {
-        format!("view/{view}/{i:05}")
-    }
-
-    /// [`EngineCapture::encode`], handing each chunk to `put(name, bytes)`
-    /// as soon as it is made, so that one chunk is in memory at a time.
-    /// Stops at the first error of `put`.
-    pub fn encode_each<E>(&self, mut put: impl FnMut(String, &[u8]) -> Result<(), E>) -> Result<(), E> {
-        for v in &self.views {
-            let mut i = 0;
-            v.encode_each(Self::CHUNK_BYTES, &mut |bytes| {
-                let name = Self::chunk_name(&v.plugin.view, i);
-                i += 1;
-                put(name, bytes)
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// Everything the engine needs to continue where it was.
-#[derive(Debug, Clone)]
-pub struct EngineSnapshot {
-    pub watermark: i64,
-    pub partition_watermarks: Vec<(u32, i64)>,
-    pub views: Vec<ViewSnapshot>,
-}
+#[cfg(test)]
+mod tests;

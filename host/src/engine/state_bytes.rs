@@ -12,6 +12,8 @@ use std::ops::Deref;
 /// 56 bytes, so a slot (this and its 8-byte batch mark) is one cache line.
 pub const INLINE: usize = 44;
 
+/// One plugin state (opaque bytes) in the arena: up to [`INLINE`] bytes in
+/// place, longer ones on the heap.
 #[derive(Clone)]
 pub struct StateBytes {
     /// The bytes when `len > INLINE` (kept, and reused, while the state

@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::plugin::codec::{Packed, Reader};
 use crate::plugin::{Plugin, PluginError, PluginInstance, WindowSpec};
 use crate::sink::{FeatureRecord, RecordLog, Value};
-use crate::state::PluginRecord;
+use crate::state::{PluginRecord, format};
 use crate::window::{Assign, Fired, KeyId, Parts, Sessions, Sliding, SlotId, WindowOperator};
 
 /// Counters of one view.
@@ -83,8 +83,8 @@ pub struct ViewCapture {
 }
 
 impl ViewCapture {
-    /// Encode every open window part: `u32 partition, str key, i64 start,
-    /// i64 end, u32 k, k × bytes` per part, split into chunks of about
+    /// Encode every open window part (the layout is in
+    /// [`crate::state::format`]), split into chunks of about
     /// `chunk_bytes`. Returns the chunks and the number of parts.
     pub fn encode(&self, chunk_bytes: usize) -> (Vec<Vec<u8>>, u64) {
         let mut chunks = Vec::new();
@@ -111,18 +111,15 @@ impl ViewCapture {
                 return;
             }
             parts += 1;
-            let name = keys.name(key).as_bytes();
-            cur.extend_from_slice(&keys.partition(key).to_le_bytes());
-            cur.extend_from_slice(&(name.len() as u32).to_le_bytes());
-            cur.extend_from_slice(name);
-            cur.extend_from_slice(&start.to_le_bytes());
-            cur.extend_from_slice(&end.to_le_bytes());
-            cur.extend_from_slice(&(slots.len() as u32).to_le_bytes());
-            for &s in slots {
-                let st = &arena[s as usize].state;
-                cur.extend_from_slice(&(st.len() as u32).to_le_bytes());
-                cur.extend_from_slice(st);
-            }
+            let states = slots.iter().map(|&s| &arena[s as usize].state[..]);
+            format::write_part(
+                &mut cur,
+                keys.partition(key),
+                keys.name(key).as_bytes(),
+                start,
+                end,
+                states,
+            );
             if cur.len() >= chunk_bytes {
                 failed = put(&cur).err();
                 cur.clear();
@@ -138,6 +135,8 @@ impl ViewCapture {
     }
 }
 
+/// One feature view: a plugin instance, its window operator and the states
+/// of its open windows.
 pub struct View {
     plugin: Arc<Plugin>,
     instance: PluginInstance,
@@ -181,7 +180,7 @@ pub struct View {
 }
 
 impl View {
-    pub fn new(plugin: Arc<Plugin>, key_table: usize) -> Result<Self, PluginError> {
+    pub fn new(plugin: Arc<Plugin>, key_table: usize, now_ms: i64) -> Result<Self, PluginError> {
         let instance = plugin.instantiate()?;
         let d = &plugin.declaration;
         let (op, is_session): (Box<dyn WindowOperator>, bool) = match d.window {
@@ -212,7 +211,7 @@ impl View {
             consecutive_failures: 0,
             max_failures: 3,
             disabled: None,
-            loaded_since_ms: crate::app::now_ms(),
+            loaded_since_ms: now_ms,
             previous: None,
             rolled_back: None,
             stats: ViewStats::default(),
@@ -628,17 +627,13 @@ impl View {
 
     /// Put back parts written by [`ViewCapture::encode`].
     pub(super) fn restore_chunk(&mut self, keys: &mut KeyTable, chunk: &[u8], watermark: i64) -> Result<u64, String> {
-        let mut r = Reader::new(chunk);
+        let mut r = format::PartReader::new(chunk);
         let mut parts = 0;
-        while !r.at_end() {
-            let partition = r.u32()?;
-            let key = keys.intern(partition, r.str()?);
-            let start = r.i64()?;
-            let end = r.i64()?;
-            let k = r.u32()? as usize;
-            let slots = self.op.restore(key, start, end, k, watermark);
+        while let Some(h) = r.next_part()? {
+            let key = keys.intern(h.partition, h.key);
+            let slots = self.op.restore(key, h.start, h.end, h.states, watermark);
             for &slot in &slots {
-                let state = r.bytes()?;
+                let state = r.state()?;
                 let s = slot as usize;
                 if s >= self.arena.len() {
                     self.arena.resize_with(s + 1, Slot::default);
@@ -694,11 +689,17 @@ impl View {
 
     /// Serve `plugin` from now on (the caller checked compatibility and has
     /// applied the pending batch with the old version).
-    pub(super) fn replace_plugin(&mut self, plugin: Arc<Plugin>, instance: PluginInstance, keep_previous: bool) {
+    pub(super) fn replace_plugin(
+        &mut self,
+        plugin: Arc<Plugin>,
+        instance: PluginInstance,
+        keep_previous: bool,
+        now_ms: i64,
+    ) {
         let old = std::mem::replace(&mut self.plugin, plugin);
         self.instance = instance;
         self.previous = keep_previous.then_some(old);
-        self.loaded_since_ms = crate::app::now_ms();
+        self.loaded_since_ms = now_ms;
         self.consecutive_failures = 0;
         self.disabled = None;
     }
@@ -733,7 +734,9 @@ impl View {
                     let reason = format!("{} consecutive failures; last: {e}", self.consecutive_failures);
                     tracing::error!(view = %self.name, from = %self.plugin.label(), to = %prev.label(), "rolling back to the previous version: {reason}");
                     let bad = self.plugin.clone();
-                    self.replace_plugin(prev.clone(), instance, false);
+                    // The engine stamps the time when it records the rollback.
+                    let since = self.loaded_since_ms;
+                    self.replace_plugin(prev.clone(), instance, false, since);
                     self.rolled_back = Some((bad, prev, reason));
                     return;
                 }

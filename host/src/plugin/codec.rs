@@ -4,8 +4,8 @@
 //! allocation once the buffers have grown; readers bounds-check everything,
 //! because the bytes come from an untrusted plugin.
 
+use super::Value;
 use super::declaration::{Field, FieldType};
-use crate::sink::Value;
 
 /// A buffer that starts with a `u32` count, patched when the batch is taken.
 #[derive(Debug, Default)]

@@ -2,13 +2,21 @@
 //!
 //! Everything wasmtime lives here, behind a narrow wrapper:
 //!
-//! - [`runtime`]: the one `bindgen!` site, the shared [`PluginEngine`]
-//!   (compilation, the epoch ticker), loading and validating a component into
-//!   a [`Plugin`], and a sandboxed [`PluginInstance`] to call it.
+//! - `bindings`: the one `bindgen!` site (the Rust side of `wit/feature.wit`).
+//! - `engine`: the shared [`PluginEngine`] (compilation, the WASI linker, the
+//!   epoch ticker that enforces call deadlines).
+//! - `load`: loading and validating a component into a [`Plugin`].
+//! - `sandbox`: what each instance's store holds (an empty WASI context,
+//!   frozen clocks, the memory limiter) and the [`Limits`] it runs under.
+//! - `instance`: a sandboxed [`PluginInstance`] and the four calls of the
+//!   contract.
+//! - [`runtime`]: the items of the five above under their established path,
+//!   `plugin::runtime` (re-exports only).
 //! - [`declaration`]: what a plugin says it is, validated.
 //! - [`codec`]: the packed batch layouts of the contract, host side.
 //! - [`watch`]: hot deploys — watching the plugin directory, validating off
 //!   the hot path.
+//! - [`value`]: the values a plugin's `finish` produces.
 //!
 //! Sandbox: no ambient capabilities (no preopened directories, environment,
 //! arguments, network; clocks frozen at zero and randomness seeded
@@ -16,13 +24,22 @@
 //! limit per instance and a CPU deadline per call. A trap, a deadline overrun
 //! or a memory-limit hit becomes a [`PluginError`]; the instance is replaced.
 
+mod bindings;
 pub mod codec;
 pub mod declaration;
+mod dir;
+mod engine;
+mod instance;
+mod load;
 pub mod runtime;
+mod sandbox;
+pub mod value;
 pub mod watch;
 
 pub use declaration::{Declaration, FieldType, WindowSpec};
+pub use dir::load_dir;
 pub use runtime::{Limits, Plugin, PluginEngine, PluginInstance};
+pub use value::Value;
 
 /// A plugin failed. Every variant names the plugin (view and file or hash).
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +70,13 @@ pub enum PluginError {
         call: &'static str,
         reason: String,
     },
+    /// The plugin runtime itself cannot start (wasmtime refused its
+    /// configuration, or a thread could not be started).
+    #[error("plugin runtime: {reason}")]
+    Engine { reason: String },
+    /// The plugin directory cannot be watched (hot deploys are off).
+    #[error("plugin directory {dir}: cannot watch: {reason}")]
+    Watch { dir: String, reason: String },
     /// The plugin returned bytes that do not follow the contract.
     #[error("plugin {plugin}: {call} returned malformed output: {reason}")]
     Malformed {
@@ -63,6 +87,16 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// Whether trying again can help: a trap or a deadline may not recur on
+    /// the next batch, a file may become readable; a refused component, a
+    /// malformed answer or an error value will come back the same.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            PluginError::Trap { .. } | PluginError::Io { .. } | PluginError::Watch { .. }
+        )
+    }
+
     /// A short label for metrics and dead-letter records.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -71,6 +105,8 @@ impl PluginError {
             PluginError::Trap { .. } => "trap",
             PluginError::Returned { .. } => "error",
             PluginError::Malformed { .. } => "malformed",
+            PluginError::Watch { .. } => "watch",
+            PluginError::Engine { .. } => "engine",
         }
     }
 }

@@ -10,6 +10,9 @@
 //! migration, or a changed window) asks for it explicitly: a file `x.reset`
 //! beside `x.wasm` when the new `x.wasm` arrives. The marker is consumed by
 //! that deploy.
+//! The event loop applies what the watcher sends (the pipeline does, between
+//! two blocks); this module never touches the engine.
+//!
 //! Everything expensive — reading, compiling, linking, instantiating,
 //! validating, the dry run — happens here, on the watcher's thread, off the
 //! hot path; the engine only receives a ready [`PluginEvent::Deploy`] and
@@ -24,7 +27,7 @@ use std::time::{Duration, Instant};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 
-use super::{Limits, Plugin, PluginEngine, PluginInstance};
+use super::{Limits, Plugin, PluginEngine, PluginError, PluginInstance};
 
 /// Quiet time before a burst of file events is acted on.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -55,15 +58,23 @@ pub fn watch(
     engine: PluginEngine,
     limits: Limits,
     known: BTreeMap<PathBuf, (String, String)>,
-) -> anyhow::Result<Receiver<PluginEvent>> {
+) -> Result<Receiver<PluginEvent>, PluginError> {
+    let failed = |reason: String| PluginError::Watch {
+        dir: dir.display().to_string(),
+        reason,
+    };
     let (tx, rx) = channel();
     let (fs_tx, fs_rx) = channel::<notify::Result<notify::Event>>();
     let mut watcher = notify::recommended_watcher(move |e| {
         let _ = fs_tx.send(e);
-    })?;
-    watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    let dir = dir.to_path_buf();
-    std::thread::Builder::new().name("plugin-watch".into()).spawn(move || {
+    })
+    .map_err(|e| failed(e.to_string()))?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| failed(e.to_string()))?;
+    let dir_owned = dir.to_path_buf();
+    let spawned = std::thread::Builder::new().name("plugin-watch".into()).spawn(move || {
+        let dir = dir_owned;
         // The watcher lives as long as this thread.
         let _watcher = watcher;
         let mut known = known;
@@ -83,7 +94,8 @@ pub fn watch(
                 return;
             }
         }
-    })?;
+    });
+    spawned.map_err(|e| failed(e.to_string()))?;
     Ok(rx)
 }
 
@@ -165,22 +177,4 @@ fn scan(
 /// The file beside `x.wasm` that asks its next deploy to reset the view.
 pub fn reset_marker(wasm: &Path) -> PathBuf {
     wasm.with_extension("reset")
-}
-
-/// Apply one watcher event to an engine; returns the history record.
-pub fn apply(engine: &mut crate::engine::Engine, event: PluginEvent) -> Option<crate::engine::SwapRecord> {
-    match event {
-        PluginEvent::Deploy {
-            plugin,
-            instance,
-            noticed,
-            reset,
-            ..
-        } => {
-            engine.deploy(plugin, *instance, reset);
-            Some(engine.annotate_last(&format!("{} ms from the file change", noticed.elapsed().as_millis())))
-        }
-        PluginEvent::Refused { path, reason } => Some(engine.refused(&path.display().to_string(), reason)),
-        PluginEvent::Removed { view, .. } => engine.remove_view(&view),
-    }
 }

@@ -7,11 +7,12 @@ use super::{FeatureRecord, Sink, SinkError, write_json_str};
 /// The line shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum JsonlFormat {
-    /// SEMANTICS.md "Output record": `{"view","key","window_start","window_end","fields":{..}}`.
+    /// docs/semantics.md, "The output record": `{"view","key","window_start","window_end","fields":{..}}`.
     #[default]
     Record,
-    /// The flat shape of the Flink anchor job (`../shared/flink-anchor`), so
-    /// its `compare.py` can diff the two directly.
+    /// The flat shape of the Flink job's output (view, user_id, window bounds
+    /// and fields at the top level), to compare the two (docs/semantics.md,
+    /// "Comparing with the Flink job").
     Flink,
 }
 

@@ -1,7 +1,7 @@
 //! Where fired windows go.
 //!
-//! Every sink sees the same [`FeatureRecord`] (SEMANTICS.md "Output
-//! record"). Sinks are batched: the engine hands over all records of one
+//! Every sink sees the same [`FeatureRecord`] (docs/semantics.md, "The
+//! output record"). Sinks are batched: the engine hands over all records of one
 //! flush at once. This module also holds the JSON-lines logs for records
 //! that could not be processed ([`RecordLog`]: dead letters, late events).
 
@@ -16,73 +16,7 @@ pub use redis::RedisSink;
 use std::sync::Arc;
 
 use crate::plugin::declaration::Field;
-
-/// One output value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Text(String),
-    Integer(i64),
-    Float(f64),
-    Boolean(bool),
-}
-
-impl Value {
-    /// The Redis string form: integers in decimal, floats in shortest
-    /// round-trip form with a decimal point (`"0.0"`, `"29.99"`).
-    pub fn to_redis_string(&self) -> String {
-        match self {
-            Value::Text(s) => s.clone(),
-            Value::Integer(i) => i.to_string(),
-            Value::Float(f) => format_float(*f),
-            Value::Boolean(b) => if *b { "1" } else { "0" }.to_string(),
-        }
-    }
-
-    /// Append the JSON form.
-    pub fn write_json(&self, out: &mut String) {
-        use std::fmt::Write;
-        match self {
-            Value::Text(s) => write_json_str(out, s),
-            Value::Integer(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::Float(f) if f.is_finite() => out.push_str(&format_float(*f)),
-            // JSON has no NaN or infinity.
-            Value::Float(_) => out.push_str("null"),
-            Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
-        }
-    }
-}
-
-/// Shortest round-trip form, always with a decimal point or exponent.
-pub fn format_float(f: f64) -> String {
-    let s = format!("{f:?}");
-    if s.contains(['.', 'e', 'N', 'i']) {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
-/// Append `s` as a JSON string literal.
-pub fn write_json_str(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+pub use crate::plugin::value::{Value, format_float, write_json_str};
 
 /// One fired window of one view.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +78,80 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// A barrier after everything written so far: it completes once the
+    /// store has acknowledged all of it. A checkpoint commits only after its
+    /// barrier, so no output fired before a checkpoint is ever lost. The
+    /// default (a synchronous sink) is done at once, after a flush.
+    fn barrier(&mut self) -> Barrier {
+        match self.flush() {
+            Ok(()) => Barrier::done(),
+            Err(e) => Barrier::failed(e),
+        }
+    }
+}
+
+/// Completes once a sink has acknowledged everything written before it
+/// ([`Sink::barrier`]).
+#[must_use = "a barrier means nothing unless waited for"]
+pub struct Barrier(BarrierState);
+
+enum BarrierState {
+    Done,
+    Failed(SinkError),
+    Pending {
+        sink: String,
+        rx: std::sync::mpsc::Receiver<()>,
+    },
+}
+
+impl Barrier {
+    /// Already passed.
+    pub fn done() -> Self {
+        Barrier(BarrierState::Done)
+    }
+
+    /// Cannot pass: the sink failed.
+    pub fn failed(e: SinkError) -> Self {
+        Barrier(BarrierState::Failed(e))
+    }
+
+    /// Passes when `rx` receives (or fails when its sender is dropped).
+    pub fn pending(sink: String, rx: std::sync::mpsc::Receiver<()>) -> Self {
+        Barrier(BarrierState::Pending { sink, rx })
+    }
+
+    /// Wait for the barrier, at most `timeout` (`None`: as long as it takes).
+    pub fn wait(self, timeout: Option<std::time::Duration>) -> Result<(), SinkError> {
+        match self.0 {
+            BarrierState::Done => Ok(()),
+            BarrierState::Failed(e) => Err(e),
+            BarrierState::Pending { sink, rx } => {
+                let got = match timeout {
+                    None => rx.recv().map_err(|_| "the writer stopped before acknowledging"),
+                    Some(t) => rx.recv_timeout(t).map_err(|e| match e {
+                        std::sync::mpsc::RecvTimeoutError::Timeout => "not acknowledged in time",
+                        std::sync::mpsc::RecvTimeoutError::Disconnected => "the writer stopped before acknowledging",
+                    }),
+                };
+                got.map_err(|reason| SinkError::Store {
+                    sink,
+                    reason: reason.to_string(),
+                    retryable: reason == "not acknowledged in time",
+                })
+            }
+        }
+    }
+}
+
+impl SinkError {
+    /// Whether writing again (after a restore) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SinkError::Io { .. } => true,
+            SinkError::Store { retryable, .. } => *retryable,
+        }
+    }
 }
 
 /// Counts records per view and drops them: for benchmarks.
@@ -177,26 +185,5 @@ impl Sink for CountingSink {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_keep_a_decimal_point() {
-        assert_eq!(format_float(0.0), "0.0");
-        assert_eq!(format_float(29.99), "29.99");
-        assert_eq!(format_float(11.75), "11.75");
-        assert_eq!(format_float(176.67517241379304), "176.67517241379304");
-        assert_eq!(format_float(1e21), "1e21");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        let mut s = String::new();
-        write_json_str(&mut s, "quote\"d\\é\u{1}");
-        assert_eq!(s, r#""quote\"d\\é\u0001""#);
     }
 }

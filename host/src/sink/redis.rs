@@ -1,4 +1,4 @@
-//! The Redis sink: the online feature store (SEMANTICS.md "Redis layout").
+//! The Redis sink: the online feature store (docs/semantics.md, "Redis layout").
 //!
 //! The engine thread hands batches of records to a writer thread through a
 //! bounded queue; when Redis is slow or gone the queue fills and the engine
@@ -18,7 +18,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{FeatureRecord, Sink, SinkError};
+use super::{Barrier, FeatureRecord, Sink, SinkError};
 
 /// Counters of the Redis writer, shared with the metrics endpoint.
 #[derive(Debug, Default)]
@@ -107,16 +107,20 @@ impl RedisSink {
     }
 
     /// Completes once everything written before is acknowledged by Redis.
-    pub fn barrier(&self) -> Receiver<()> {
+    pub fn barrier(&self) -> Barrier {
         let (tx, rx) = mpsc::channel();
         if self.tx.send(Msg::Barrier(tx)).is_err() {
             tracing::error!(redis = %self.url, "the Redis writer is gone");
         }
-        rx
+        Barrier::pending(self.url.clone(), rx)
     }
 }
 
 impl Sink for RedisSink {
+    fn barrier(&mut self) -> Barrier {
+        RedisSink::barrier(self)
+    }
+
     fn write(&mut self, records: &[FeatureRecord]) -> Result<(), SinkError> {
         for chunk in records.chunks(self.batch) {
             self.send(chunk.to_vec())?;

@@ -4,9 +4,144 @@
 //! `\r\n`), as the Flink job's `TextLineInputFormat` did. The position of a
 //! record is its 1-based line number.
 
+use std::collections::BTreeMap;
 use std::io::Read;
+use std::time::Duration;
 
 use smallvec::SmallVec;
+
+use super::{BLOCK, Block, Polled, Source, SourceError};
+
+/// Splits a byte stream into lines, a block at a time, without copying
+/// them: a block borrows the reader's buffer until the next call.
+pub struct LineReader<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// First byte of the current (unfinished) line.
+    start: usize,
+    /// Where the search for the next line end continues.
+    scan: usize,
+    /// End of valid data.
+    end: usize,
+    line_no: u64,
+    /// A `\r` at the very end of the data: a following `\n` belongs to it.
+    skip_lf: bool,
+    eof: bool,
+    /// Lines found but not yet handed over, as ranges of `buf`.
+    pending: Vec<(u64, usize, usize)>,
+}
+
+impl<R: Read> LineReader<R> {
+    const CHUNK: usize = 1 << 20;
+
+    pub fn new(reader: R) -> Self {
+        Self {
+            reader,
+            buf: vec![0; Self::CHUNK],
+            start: 0,
+            scan: 0,
+            end: 0,
+            line_no: 0,
+            skip_lf: false,
+            eof: false,
+            pending: Vec::with_capacity(BLOCK),
+        }
+    }
+
+    /// Number of the last line handed over (0 before the first).
+    pub fn line_no(&self) -> u64 {
+        self.pending.last().map_or(self.line_no, |&(n, _, _)| n)
+    }
+
+    /// Call `f` with the next block of up to [`BLOCK`] `(line_number,
+    /// line)`; `Ok(None)` at the end of the input.
+    pub fn next_block<T>(&mut self, f: impl FnOnce(&Block<'_>) -> T) -> std::io::Result<Option<T>> {
+        self.pending.clear();
+        loop {
+            self.find_lines();
+            if self.pending.len() == BLOCK {
+                break;
+            }
+            if self.eof {
+                if self.start < self.end {
+                    self.line_no += 1;
+                    self.pending.push((self.line_no, self.start, self.end));
+                    self.start = self.end;
+                    self.scan = self.end;
+                }
+                break;
+            }
+            if !self.pending.is_empty() && self.end == self.buf.len() {
+                // The buffer is full: hand over what it holds before
+                // making room (the block borrows it).
+                break;
+            }
+            self.fill()?;
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let buf = &self.buf;
+        let block: SmallVec<[(u64, &[u8]); BLOCK]> = self.pending.iter().map(|&(n, a, b)| (n, &buf[a..b])).collect();
+        Ok(Some(f(&block)))
+    }
+
+    /// Record the complete lines in `scan..end`, up to a block.
+    #[inline]
+    fn find_lines(&mut self) {
+        while self.pending.len() < BLOCK {
+            let Some(i) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scan..self.end]) else {
+                self.scan = self.end;
+                return;
+            };
+            let at = self.scan + i;
+            self.line_no += 1;
+            self.pending.push((self.line_no, self.start, at));
+            let mut next = at + 1;
+            if self.buf[at] == b'\r' {
+                if next < self.end {
+                    if self.buf[next] == b'\n' {
+                        next += 1;
+                    }
+                } else {
+                    self.skip_lf = true;
+                }
+            }
+            self.start = next;
+            self.scan = next;
+        }
+    }
+
+    /// Read more data, making room first (nothing is pending).
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.scan -= self.start;
+                self.start = 0;
+            } else {
+                let len = self.buf.len();
+                self.buf.resize(len * 2, 0);
+            }
+        }
+        let n = self.reader.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(());
+        }
+        let first = self.end;
+        self.end += n;
+        if self.skip_lf {
+            self.skip_lf = false;
+            if self.buf[first] == b'\n' {
+                self.start = first + 1;
+                self.scan = first + 1;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Read `path` (`-` = stdin) and call `f(line_number, line)` for each line.
 /// Stops at the first error `f` returns.
@@ -15,40 +150,40 @@ pub fn for_each_line<E>(path: &str, mut f: impl FnMut(u64, &[u8]) -> Result<(), 
 }
 
 /// Read `path` (`-` = stdin) and call `f` with blocks of up to [`BLOCK`]
-/// consecutive `(line_number, line)`: the engine looks a few events ahead
-/// to fetch their keys' state from memory before it needs it.
-pub fn for_each_block<E>(path: &str, f: impl FnMut(&[(u64, &[u8])]) -> Result<(), E>) -> Result<(), FileError<E>> {
-    let reader: Box<dyn Read> = if path == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::fs::File::open(path).map_err(|source| FileError::Io {
-            path: path.to_string(),
-            source,
-        })?)
-    };
+/// consecutive `(line_number, line)`.
+pub fn for_each_block<E>(path: &str, f: impl FnMut(&Block<'_>) -> Result<(), E>) -> Result<(), FileError<E>> {
+    let reader = open(path).map_err(|error| FileError::Io {
+        path: path.to_string(),
+        error,
+    })?;
     read_blocks(reader, f).map_err(|e| match e {
-        FileError::Io { source, .. } => FileError::Io {
+        FileError::Io { error, .. } => FileError::Io {
             path: path.to_string(),
-            source,
+            error,
         },
         other => other,
     })
 }
 
+fn open(path: &str) -> std::io::Result<Box<dyn Read + Send>> {
+    Ok(if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path)?)
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FileError<E> {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: String,
         #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Handler(E),
 }
-
-/// Lines per block of [`for_each_block`].
-pub const BLOCK: usize = 64;
 
 /// Split a byte stream into lines.
 pub fn read_lines<E>(reader: impl Read, mut f: impl FnMut(u64, &[u8]) -> Result<(), E>) -> Result<(), FileError<E>> {
@@ -57,77 +192,122 @@ pub fn read_lines<E>(reader: impl Read, mut f: impl FnMut(u64, &[u8]) -> Result<
 
 /// Split a byte stream into lines, handed over in blocks of up to
 /// [`BLOCK`] lines.
-pub fn read_blocks<E>(
-    mut reader: impl Read,
-    mut f: impl FnMut(&[(u64, &[u8])]) -> Result<(), E>,
-) -> Result<(), FileError<E>> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf: Vec<u8> = vec![0; CHUNK];
-    let mut start = 0; // first byte of the current line
-    let mut end = 0; // end of valid data
-    let mut line_no = 0u64;
-    // A `\r` at the very end of a chunk: a following `\n` belongs to it.
-    let mut skip_lf = false;
-    // Lines found but not yet handed over, as ranges of `buf`.
-    let mut pending: Vec<(u64, usize, usize)> = Vec::with_capacity(BLOCK);
-    let mut hand_over = |pending: &mut Vec<(u64, usize, usize)>, buf: &[u8]| -> Result<(), E> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let block: SmallVec<[(u64, &[u8]); BLOCK]> = pending.drain(..).map(|(n, a, b)| (n, &buf[a..b])).collect();
-        f(&block)
-    };
+pub fn read_blocks<E>(reader: impl Read, mut f: impl FnMut(&Block<'_>) -> Result<(), E>) -> Result<(), FileError<E>> {
+    let mut lines = LineReader::new(reader);
     loop {
-        if end == buf.len() {
-            hand_over(&mut pending, &buf).map_err(FileError::Handler)?;
-            if start > 0 {
-                buf.copy_within(start..end, 0);
-                end -= start;
-                start = 0;
-            } else {
-                buf.resize(buf.len() * 2, 0);
-            }
-        }
-        let n = reader.read(&mut buf[end..]).map_err(|source| FileError::Io {
+        let io = |error| FileError::Io {
             path: String::new(),
-            source,
-        })?;
-        if n == 0 {
-            if start < end {
-                line_no += 1;
-                pending.push((line_no, start, end));
-            }
-            return hand_over(&mut pending, &buf).map_err(FileError::Handler);
+            error,
+        };
+        match lines.next_block(&mut f).map_err(io)? {
+            Some(r) => r.map_err(FileError::Handler)?,
+            None => return Ok(()),
         }
-        let mut scan = end;
-        end += n;
-        if skip_lf && scan < end {
-            if buf[scan] == b'\n' {
-                start = scan + 1;
-                scan += 1;
+    }
+}
+
+/// A JSON-lines file (or stdin) as a [`Source`]: one partition, 0; the
+/// offset of a record is its line number. Seeking to line `n` reads from
+/// the start again (a file) and skips the lines before `n`.
+pub struct FileSource {
+    path: String,
+    lines: LineReader<Box<dyn Read + Send>>,
+    /// Lines before this one are skipped (a restore's position).
+    first: u64,
+    /// Lines after this one are not read (`u64::MAX`: to the end).
+    last: u64,
+    /// `last` was reached.
+    ended: bool,
+}
+
+impl FileSource {
+    /// Open `path` (`-` = stdin).
+    pub fn open(path: &str) -> Result<Self, SourceError> {
+        Ok(Self {
+            path: path.to_string(),
+            lines: LineReader::new(Self::reader(path)?),
+            first: 1,
+            last: u64::MAX,
+            ended: false,
+        })
+    }
+
+    /// Read no line after `last` (a prefix of the file).
+    pub fn until(mut self, last: u64) -> Self {
+        self.last = last;
+        self
+    }
+
+    fn reader(path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+        open(path).map_err(|error| SourceError::Io {
+            path: path.to_string(),
+            error,
+        })
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn partitions(&self) -> Vec<u32> {
+        vec![0]
+    }
+
+    fn seek(&mut self, next: &BTreeMap<u32, i64>) -> Result<(), SourceError> {
+        let first = next.get(&0).map_or(1, |&n| n.max(1) as u64);
+        if self.lines.line_no() >= first {
+            if self.path == "-" {
+                return Err(SourceError::Seek {
+                    source_name: self.path.clone(),
+                    reason: format!("line {first} was already read from stdin"),
+                });
             }
-            skip_lf = false;
+            self.lines = LineReader::new(Self::reader(&self.path)?);
         }
-        while let Some(i) = memchr::memchr2(b'\n', b'\r', &buf[scan..end]) {
-            let at = scan + i;
-            line_no += 1;
-            pending.push((line_no, start, at));
-            if pending.len() == BLOCK {
-                hand_over(&mut pending, &buf).map_err(FileError::Handler)?;
+        self.first = first;
+        self.ended = false;
+        Ok(())
+    }
+
+    fn poll(&mut self, _timeout: Duration, f: &mut dyn FnMut(u32, &Block<'_>)) -> Result<Polled, SourceError> {
+        let (first, last) = (self.first, self.last);
+        loop {
+            if self.ended {
+                return Ok(Polled::End);
             }
-            let mut next = at + 1;
-            if buf[at] == b'\r' {
-                if next < end {
-                    if buf[next] == b'\n' {
-                        next += 1;
+            let r = self.lines.next_block(|block| {
+                let a = block.partition_point(|&(n, _)| n < first);
+                let b = block.partition_point(|&(n, _)| n <= last);
+                if a < b {
+                    f(0, &block[a..b]);
+                }
+                (a < b, block.last().map_or(0, |&(n, _)| n) >= last)
+            });
+            match r {
+                Ok(Some((handed, done))) => {
+                    self.ended = done;
+                    if handed {
+                        return Ok(Polled::Records);
                     }
-                } else {
-                    skip_lf = true;
+                    if done {
+                        return Ok(Polled::End);
+                    }
+                }
+                Ok(None) => return Ok(Polled::End),
+                Err(error) => {
+                    return Err(SourceError::Io {
+                        path: self.path.clone(),
+                        error,
+                    });
                 }
             }
-            start = next;
-            scan = next;
         }
+    }
+
+    fn is_bounded(&self) -> bool {
+        true
     }
 }
 

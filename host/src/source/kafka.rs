@@ -6,34 +6,28 @@
 //! so that lag shows in Kafka tools.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use smallvec::SmallVec;
 
+use super::{BLOCK, Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// Bad settings: retrying cannot help.
-    #[error("kafka: invalid configuration: {0}")]
-    Config(String),
-    /// The broker did not answer (in time); retrying can help.
-    #[error("kafka {brokers}, topic {topic}: {reason}")]
-    Unavailable {
-        brokers: String,
-        topic: String,
-        reason: String,
-    },
-}
 
 pub struct KafkaSource {
     consumer: BaseConsumer,
     pub topic: String,
     brokers: String,
     pub partitions: Vec<i32>,
+    /// Bounded reading: the end offsets found at the start; the source
+    /// ends when every partition is read up to them.
+    end: Option<BTreeMap<i32, i64>>,
+    /// Next offset per partition, as handed over.
+    next: BTreeMap<i32, i64>,
+    last_message: Instant,
 }
 
 /// Where to start reading a partition.
@@ -59,7 +53,10 @@ impl KafkaSource {
         for (k, v) in &cfg.properties {
             cc.set(k, v);
         }
-        let consumer: BaseConsumer = cc.create().map_err(|e| SourceError::Config(e.to_string()))?;
+        let consumer: BaseConsumer = cc.create().map_err(|e| SourceError::Config {
+            source_name: format!("kafka topic {}", cfg.topic),
+            reason: e.to_string(),
+        })?;
         let mut attempt = 0u32;
         loop {
             match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
@@ -78,6 +75,9 @@ impl KafkaSource {
                             topic: cfg.topic.clone(),
                             brokers: cfg.brokers.clone(),
                             partitions,
+                            end: None,
+                            next: BTreeMap::new(),
+                            last_message: Instant::now(),
                         });
                     }
                     if attempt.is_multiple_of(10) {
@@ -92,8 +92,7 @@ impl KafkaSource {
             }
             if give_up() {
                 return Err(SourceError::Unavailable {
-                    brokers: cfg.brokers.clone(),
-                    topic: cfg.topic.clone(),
+                    source_name: format!("kafka {}, topic {}", cfg.brokers, cfg.topic),
                     reason: "stopped while waiting for the topic's metadata".into(),
                 });
             }
@@ -133,13 +132,16 @@ impl KafkaSource {
                 StartAt::Earliest => Offset::Beginning,
             };
             tpl.add_partition_offset(&self.topic, p, offset)
-                .map_err(|e| SourceError::Config(e.to_string()))?;
+                .map_err(|e| SourceError::Config {
+                    source_name: self.describe(),
+                    reason: e.to_string(),
+                })?;
         }
         self.consumer.assign(&tpl).map_err(|e| self.unavailable(e.to_string()))
     }
 
     /// The next offset to be written, per partition.
-    pub fn end_offsets(&self) -> Result<BTreeMap<i32, i64>, SourceError> {
+    pub fn end_offsets_now(&self) -> Result<BTreeMap<i32, i64>, SourceError> {
         let mut out = BTreeMap::new();
         for &p in &self.partitions {
             let (_, high) = self
@@ -165,13 +167,8 @@ impl KafkaSource {
             .collect()
     }
 
-    #[inline]
-    pub fn poll(&self, timeout: Duration) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'_>>> {
-        self.consumer.poll(timeout)
-    }
-
     /// Commit offsets after a durable checkpoint (a courtesy for lag tools).
-    pub fn commit(&self, offsets: &[(u32, i64)]) {
+    pub fn commit_offsets(&self, offsets: &[(u32, i64)]) {
         let mut tpl = TopicPartitionList::new();
         for &(p, o) in offsets {
             let _ = tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(o));
@@ -183,9 +180,114 @@ impl KafkaSource {
 
     fn unavailable(&self, reason: String) -> SourceError {
         SourceError::Unavailable {
-            brokers: self.brokers.clone(),
-            topic: self.topic.clone(),
+            source_name: self.describe(),
             reason,
         }
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka {}, topic {}", self.brokers, self.topic)
+    }
+
+    /// Read up to the end offsets found now, then end (Flink's bounded
+    /// Kafka source): for tests and backfills.
+    pub fn bounded(mut self) -> Result<Self, SourceError> {
+        let end = self.end_offsets_now()?;
+        tracing::info!(end = ?end, "bounded run: reading up to these offsets");
+        self.end = Some(end);
+        Ok(self)
+    }
+
+    /// Bounded and read to the end: every partition at its end offset, and
+    /// the topic quiet for a moment (some brokers, tansu among them, report
+    /// the high watermark of a batched produce short).
+    fn at_end(&self) -> bool {
+        self.end.as_ref().is_some_and(|end| {
+            self.last_message.elapsed() >= Duration::from_millis(500)
+                && end.iter().all(|(p, &e)| self.next.get(p).copied().unwrap_or(0) >= e)
+        })
+    }
+}
+
+impl Source for KafkaSource {
+    fn name(&self) -> &str {
+        &self.topic
+    }
+
+    fn partitions(&self) -> Vec<u32> {
+        self.partitions.iter().map(|&p| p as u32).collect()
+    }
+
+    /// Assign every partition: at `next` where given, else at the group's
+    /// committed offset, else the earliest.
+    fn seek(&mut self, next: &BTreeMap<u32, i64>) -> Result<(), SourceError> {
+        let mut start: BTreeMap<i32, StartAt> = BTreeMap::new();
+        if next.is_empty() {
+            let committed = self.committed();
+            tracing::info!(committed = ?committed, "no checkpoint; starting from the group's committed offsets, else the earliest");
+            for (p, o) in committed {
+                start.insert(p, StartAt::Offset(o));
+                self.next.insert(p, o);
+            }
+        }
+        for (&p, &o) in next {
+            start.insert(p as i32, StartAt::Offset(o));
+            self.next.insert(p as i32, o);
+        }
+        self.assign(&start)
+    }
+
+    fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(u32, &Block<'_>)) -> Result<Polled, SourceError> {
+        if self.at_end() {
+            return Ok(Polled::End);
+        }
+        let first = match self.consumer.poll(timeout) {
+            None => return Ok(Polled::Quiet),
+            Some(Err(e)) => return Err(self.unavailable(e.to_string())),
+            Some(Ok(m)) => m,
+        };
+        // Take what else is already here, up to a block, and hand over
+        // each partition's run of it at once.
+        let mut block: SmallVec<[BorrowedMessage<'_>; BLOCK]> = smallvec::smallvec![first];
+        let mut failed = None;
+        while block.len() < BLOCK {
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(m)) => block.push(m),
+                Some(Err(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        for run in block.chunk_by(|a, b| a.partition() == b.partition()) {
+            let lines: SmallVec<[(u64, &[u8]); BLOCK]> = run
+                .iter()
+                .map(|m| (m.offset() as u64, m.payload().unwrap_or(b"")))
+                .collect();
+            let p = run[0].partition();
+            f(p as u32, &lines);
+            self.next.insert(p, run[run.len() - 1].offset() + 1);
+        }
+        self.last_message = Instant::now();
+        match failed {
+            Some(e) => Err(self.unavailable(e.to_string())),
+            None => Ok(Polled::Records),
+        }
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.end.is_some()
+    }
+
+    fn commit(&mut self, next: &[(u32, i64)]) {
+        self.commit_offsets(next)
+    }
+
+    fn end_offsets(&self) -> BTreeMap<u32, i64> {
+        self.end_offsets_quick(Duration::from_millis(200))
+            .into_iter()
+            .map(|(p, o)| (p as u32, o))
+            .collect()
     }
 }

@@ -9,9 +9,11 @@
 //! sled; [`MemoryStore`] is its in-memory twin, run through the same
 //! conformance tests.
 
+pub mod format;
 mod memory;
 mod sled_store;
 
+pub use format::{EngineSnapshot, ViewSnapshot, load_checkpoint, put_chunks};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
@@ -77,6 +79,18 @@ pub enum StateError {
     },
     #[error("checkpoint {path} does not exist{}", hint(.usable))]
     NotFound { path: String, usable: Option<u64> },
+    /// Another process (a running job) has the store open.
+    #[error("checkpoint store {path} is in use by another process")]
+    InUse { path: String },
+}
+
+impl StateError {
+    /// Whether trying again later can succeed (the store may come back, the
+    /// disk may get space, the other process may stop). A damaged or
+    /// missing checkpoint stays so.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StateError::Store { .. } | StateError::InUse { .. })
+    }
 }
 
 fn hint(usable: &Option<u64>) -> String {

@@ -12,6 +12,8 @@ use super::{CheckpointMeta, CheckpointStore, StateError, verify_chunks};
 
 pub struct SledStore {
     path: String,
+    /// An exclusive lock on `{dir}/LOCK`, held while the store is open.
+    _lock: std::fs::File,
     db: sled::Db,
     chunks: sled::Tree,
     meta: sled::Tree,
@@ -26,6 +28,15 @@ impl SledStore {
             reason,
         };
         std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create the directory: {e}")))?;
+        // One process at a time: held as long as the store is open (sled
+        // locks too, but says so only in an error's text).
+        let lock = std::fs::File::create(std::path::Path::new(dir).join("LOCK"))
+            .map_err(|e| err(format!("cannot create the lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StateError::InUse { path: dir.to_string() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("cannot lock: {e}"))),
+        }
         let db = sled::Config::new()
             .path(std::path::Path::new(dir).join("db"))
             .cache_capacity(64 << 20)
@@ -35,6 +46,7 @@ impl SledStore {
         let meta = db.open_tree("meta").map_err(|e| err(e.to_string()))?;
         let store = Self {
             path: dir.to_string(),
+            _lock: lock,
             db,
             chunks,
             meta,

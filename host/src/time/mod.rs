@@ -2,7 +2,7 @@
 //!
 //! Pure: wall-clock time is an argument, never read here; no tokio, no I/O.
 //! This is what makes lateness deterministic — a watermark moves with each
-//! event read, in order, and never on a timer (SEMANTICS.md "Time").
+//! event read, in order, and never on a timer (docs/semantics.md, "Time and watermarks").
 //!
 //! One [`Watermarks`] tracks every source partition of a job. A partition's
 //! watermark is `max_event_time_seen - out_of_orderness - 1`; the job's

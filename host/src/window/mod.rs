@@ -9,7 +9,7 @@
 //!   one slide-long slice; a firing window lists its slices.
 //! - [`Sessions`]: session windows that merge, indexed by firing time.
 //!
-//! Semantics: SEMANTICS.md "Windows" (Flink's `SlidingEventTimeWindows` and
+//! Semantics: docs/semantics.md, "Windows" (Flink's `SlidingEventTimeWindows` and
 //! `EventTimeSessionWindows` with no allowed lateness).
 
 mod session;

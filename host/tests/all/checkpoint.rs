@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use featherflow::engine::{Engine, EngineConfig, Position};
-use featherflow::job::{load_checkpoint, put_capture};
 use featherflow::plugin::{Limits, PluginEngine};
 use featherflow::sink::{FeatureRecord, Sink, SinkError, Value};
-use featherflow::state::{CheckpointMeta, CheckpointStore, SledStore, StateError};
+use featherflow::state::{CheckpointMeta, CheckpointStore, SledStore, StateError, load_checkpoint};
 
 use crate::guest;
 
@@ -89,8 +88,8 @@ fn a_checkpoint_put_chunk_by_chunk_restores_the_same_windows() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(&dir.path().display().to_string()).unwrap();
     let capture = original.capture().unwrap();
-    let mut m = capture.meta(1, "events", vec![(0, keys as i64)], keys);
-    put_capture(&store, &capture, &mut m).unwrap();
+    let mut m = capture.meta(1, 0, "events", vec![(0, keys as i64)], keys);
+    capture.put_into(&store, &mut m).unwrap();
     assert!(m.chunks.len() >= 3, "states span several chunks: {:?}", m.chunks);
     assert_eq!(m.size_bytes, m.chunks.iter().map(|c| c.len).sum::<u64>());
     assert!(store.list().unwrap().is_empty(), "not a checkpoint before the commit");
@@ -150,8 +149,8 @@ fn a_failed_put_leaves_no_chunk_behind() {
     let sled = SledStore::open(&dir.path().display().to_string()).unwrap();
     let store = FailSecondPut(&sled, Mutex::new(0));
     let capture = engine.capture().unwrap();
-    let mut m = capture.meta(1, "events", vec![], 0);
-    let err = put_capture(&store, &capture, &mut m).unwrap_err().to_string();
+    let mut m = capture.meta(1, 0, "events", vec![], 0);
+    let err = capture.put_into(&store, &mut m).unwrap_err().to_string();
     assert!(err.contains("disk full"), "{err}");
     assert_eq!(*store.1.lock().unwrap(), 2, "stopped at the failed put");
 

@@ -1,14 +1,13 @@
 //! Golden tests: event files in, expected features out.
 //!
 //! `semantics.jsonl` is hand-written and its expected output hand-checked
-//! (see the comments in `semantics.expected.jsonl`'s generator in the README
-//! of tests/golden): out-of-order events within the bound, late events
+//! against docs/semantics.md: out-of-order events within the bound, late events
 //! (dropped only from fired windows), sessions that touch and merge,
 //! sessions bridged by one event, an unknown event type, naive, `Z` and
 //! `+09:00` timestamps, fractional seconds, epoch-millisecond times, an
 //! integer `user_id`, a numeric-string price, extra fields, and every class
-//! of bad record. `flink_edge_cases.*` is the Flink anchor's fixture with
-//! Flink's own output.
+//! of bad record. `flink_edge_cases.*` is a hand-written edge-case file
+//! with the Flink 1.19 job's own output for it.
 
 use featherflow::testing::diff_jsonl;
 
@@ -144,8 +143,9 @@ fn the_floor_guests_fire_the_seed_plugins_windows() {
     assert_eq!(windows(&floor, ["floor_sliding", "floor_session"]), seed);
 }
 
-/// The Flink anchor's edge cases, diffed against Flink 1.19's own output,
-/// minus the three lines SEMANTICS.md deliberately accepts and Flink drops
+/// The Flink edge-case file, diffed against Flink 1.19's own output, minus
+/// the three lines featherflow accepts and Flink drops (docs/semantics.md,
+/// "Differences from the Flink 1.19 job")
 /// (an explicit `Z` offset, a numeric-string price, an integer user_id).
 #[test]
 fn flink_edge_cases_match_flink() {

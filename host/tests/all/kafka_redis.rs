@@ -42,7 +42,7 @@ fn setup_unproduced(events: u64, users: u64) -> Setup {
                 &events.to_string(),
                 "--users",
                 &users.to_string(),
-                "--rate",
+                "--event-rate",
                 "200",
                 "--disorder-seconds",
                 "5",

@@ -5,6 +5,7 @@
 //! command to run, it is never skipped.
 
 mod checkpoint;
+mod exactly_once;
 mod golden;
 mod hotswap;
 mod kafka_redis;

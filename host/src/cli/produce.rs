@@ -8,8 +8,41 @@ use anyhow::Context;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use crate::app::{GenArgs, ProduceArgs};
+use clap::Args;
+
+use super::generate::{GeneratorArgs, START_MS, format_time, generate_lines};
 use crate::event::{ParserConfig, parse_event};
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value = "ecommerce-events")]
+    pub topic: String,
+    /// Send the lines of this file instead of generating events.
+    #[arg(long)]
+    pub from_file: Option<String>,
+    /// What to generate (when neither --from-file nor --scenario is given).
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+    /// Events per second of wall time (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Stop after this long (e.g. 10m), whatever --events says.
+    #[arg(long)]
+    pub duration: Option<humantime::Duration>,
+    /// Also write every line sent to this file (a tee: the broker is still
+    /// needed; `featherflow gen` writes a log without one).
+    #[arg(long)]
+    pub to_file: Option<String>,
+    /// A fixed scenario instead of random events: `sessions` reproduces the
+    /// Flink project's notebook checks and prints the Redis keys to look at.
+    #[arg(long)]
+    pub scenario: Option<String>,
+    /// One message per produce batch (exact high watermarks on tansu; slow).
+    #[arg(long)]
+    pub exact: bool,
+}
 
 pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     let mut cc = ClientConfig::new();
@@ -95,22 +128,9 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         (None, Some(path)) => crate::source::file::for_each_line(path, |_, raw| send(&String::from_utf8_lossy(raw)))
             .map_err(|e| match e {
                 crate::source::file::FileError::Handler(e) => e,
-                crate::source::file::FileError::Io { path, source } => anyhow::anyhow!("{path}: {source}"),
+                crate::source::file::FileError::Io { path, error } => anyhow::anyhow!("{path}: {error}"),
             }),
-        (None, None) => {
-            let g = GenArgs {
-                events: args.count,
-                users: args.users,
-                rate: args.event_rate,
-                disorder_seconds: args.disorder_seconds,
-                seed: args.seed,
-                malformed: args.malformed,
-                out_of_order: args.out_of_order,
-                late: args.late,
-                out: String::new(),
-            };
-            crate::bench::generate_lines(&g, &mut send).map(|_| ())
-        }
+        (None, None) => generate_lines(&args.generator, &mut send).map(|_| ()),
     };
     match result {
         Err(e) if e.is::<Stop>() => eprintln!("\n--duration reached"),
@@ -146,10 +166,10 @@ fn scenario(name: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     // 5-minute session (3 views, 1 cart, 1 purchase), 222 two views, 333
     // one purchase; user 999 an hour later moves the watermark past every
     // window so that all of them fire.
-    let at = |min: i64, sec: i64| crate::bench::START_MS + 10 * 3_600_000 + min * 60_000 + sec * 1000;
+    let at = |min: i64, sec: i64| START_MS + 10 * 3_600_000 + min * 60_000 + sec * 1000;
     let ev = |t: i64, ty: &str, user: &str, price: f64| {
         let mut s = String::from("{\"event_time\": \"");
-        crate::bench::format_time(t, 0, 0, &mut s);
+        format_time(t, 0, 0, &mut s);
         s.push_str(&format!(
             "\", \"event_type\": \"{ty}\", \"user_id\": \"{user}\", \"price\": {price:?}}}"
         ));

@@ -1,0 +1,146 @@
+//! `featherflow checkpoints`: list and show the checkpoints of a job.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::format_ms;
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointsCommand {
+    /// Complete checkpoints, oldest first.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Checkpoint directory (checkpoint.dir).
+        #[arg(long)]
+        dir: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One checkpoint in detail (verifies its chunks).
+    Show {
+        /// An id, or a path ending in chk-ID.
+        id: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        dir: Option<String>,
+    },
+}
+
+fn checkpoint_dir(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<String> {
+    Ok(match dir {
+        Some(d) => d,
+        None => Config::load(config)?.checkpoint.dir,
+    })
+}
+
+/// The checkpoint store, or — when a running job holds its lock — `None`
+/// after saying so: the caller reads the store's index instead.
+fn open_checkpoints(dir: &str) -> anyhow::Result<Option<crate::state::SledStore>> {
+    match crate::state::SledStore::open(dir) {
+        Ok(store) => Ok(Some(store)),
+        Err(crate::state::StateError::InUse { .. }) if Path::new(dir).join("index.json").exists() => {
+            eprintln!(
+                "note: {dir} is in use (a running job?): showing its index as of the last checkpoint, chunks not verified"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn run(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
+    use crate::state::CheckpointStore;
+    match c {
+        CheckpointsCommand::List { config, dir, json } => {
+            let dir = checkpoint_dir(config.as_deref(), dir)?;
+            let all = match open_checkpoints(&dir)? {
+                Some(store) => store.list()?,
+                None => crate::state::SledStore::read_index(&dir)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets",
+                "id", "taken", "size", "states", "watermark"
+            );
+            for m in &all {
+                println!(
+                    "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  {} / {}",
+                    m.id,
+                    format_ms(m.created_ms),
+                    m.size_bytes,
+                    m.open_states,
+                    format_ms(m.watermark),
+                    m.plugins
+                        .iter()
+                        .map(|p| format!("{}@{}", p.view, p.version))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    m.offsets
+                        .iter()
+                        .map(|(p, o)| format!("{p}:{o}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+            if all.is_empty() {
+                println!("(no complete checkpoint in {dir})");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointsCommand::Show { id, config, dir } => {
+            let dir = checkpoint_dir(config.as_deref(), dir)?;
+            let n = crate::state::parse_checkpoint_ref(&id)
+                .with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
+            let (meta, verified) = match open_checkpoints(&dir)? {
+                Some(store) => (store.read(n)?.0, "verified"),
+                None => (
+                    crate::state::SledStore::read_index(&dir)?
+                        .into_iter()
+                        .find(|m| m.id == n)
+                        .with_context(|| format!("{dir}/chk-{n} is not in the index"))?,
+                    "not verified: the store is in use",
+                ),
+            };
+            println!("checkpoint:  {dir}/chk-{}", meta.id);
+            println!("taken:       {}", format_ms(meta.created_ms));
+            println!("format:      {}", meta.format);
+            println!("topic:       {}", meta.topic);
+            println!("watermark:   {} ({})", meta.watermark, format_ms(meta.watermark));
+            for (p, wm) in &meta.partition_watermarks {
+                println!("  partition {p} watermark {}", format_ms(*wm));
+            }
+            println!(
+                "offsets:     {}",
+                meta.offsets
+                    .iter()
+                    .map(|(p, o)| format!("{p}:{o}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "size:        {} bytes in {} chunks ({verified})",
+                meta.size_bytes,
+                meta.chunks.len()
+            );
+            println!("states:      {} open window parts", meta.open_states);
+            println!("took:        {} ms", meta.duration_ms);
+            println!("plugins:");
+            for p in &meta.plugins {
+                println!(
+                    "  {} {} state v{} {} sha256 {}",
+                    p.view, p.version, p.state_version, p.window, p.hash
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The one loop every command runs: source -> engine -> sink.
+//!
+//! `replay`, `run`, `bench` and `plugin test` differ only in what they plug
+//! in: a [`Source`] (a file, a Kafka topic), the engine's sink (JSON lines,
+//! Redis, a counter), and the optional parts below. Between two blocks of
+//! records the loop
+//!
+//! - applies plugin deploys from the watcher ([`deploy`]),
+//! - lets idle partitions go and moves the engine's clock (unbounded
+//!   sources only; a bounded replay never reads the clock),
+//! - takes checkpoints ([`checkpoint`]): capture -> encode -> sink barrier ->
+//!   commit -> courtesy offset commit,
+//! - publishes the status the API shows ([`status`]).
+//!
+//! On a sink failure that a retry can help (Redis gone), the pipeline
+//! restores its newest checkpoint into a fresh engine, seeks the source to
+//! the checkpoint's offsets and goes on: writes are deterministic upserts,
+//! so the output ends exactly as after an uninterrupted run.
+//!
+//! The loop installs no signal handler: its caller passes a `stop` check.
+
+pub mod checkpoint;
+pub mod deploy;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::clock;
+use crate::engine::{Engine, EngineError};
+use crate::source::{Polled, Source, SourceError};
+use crate::state::{CheckpointMeta, StateError};
+
+pub use checkpoint::Checkpointer;
+pub use deploy::Deploys;
+pub use status::StatusPublisher;
+
+/// The pipeline stopped in a way its caller must hear about.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A checkpoint exists but cannot be restored into these plugins.
+    #[error("restoring {checkpoint}: {error}")]
+    Restore {
+        checkpoint: String,
+        #[source]
+        error: EngineError,
+    },
+    /// The sink kept failing: `restarts` restores in a row did not help.
+    #[error("giving up after {restarts} restores in a row: {error}")]
+    GaveUp {
+        restarts: u32,
+        #[source]
+        error: EngineError,
+    },
+}
+
+impl PipelineError {
+    /// Whether starting the job again later can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Engine(e) | PipelineError::GaveUp { error: e, .. } => e.is_retryable(),
+            PipelineError::Source(e) => e.is_retryable(),
+            PipelineError::State(e) => e.is_retryable(),
+            PipelineError::Restore { .. } => false,
+        }
+    }
+}
+
+/// How a pipeline behaves at the edges.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// At the end of a bounded source, fire every open window (a replay).
+    /// Otherwise the windows stay open, as if more input were to come.
+    pub finish_at_end: bool,
+    /// Take a last checkpoint when stopped (not after a finish: a finished
+    /// engine has no open window left to keep).
+    pub final_checkpoint: bool,
+    /// Restores in a row after retryable sink failures before giving up.
+    pub max_restarts: u32,
+    /// First pause before a restore; doubles up to 5 s.
+    pub restart_backoff: Duration,
+    /// How long one poll of the source may wait for records.
+    pub poll_timeout: Duration,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            finish_at_end: true,
+            final_checkpoint: false,
+            max_restarts: 10,
+            restart_backoff: Duration::from_millis(100),
+            poll_timeout: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What a pipeline did.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Records read (including re-reads after a restore).
+    pub records: u64,
+    /// From the first record to the end.
+    pub busy: Duration,
+    /// Restores after sink failures.
+    pub restarts: u32,
+    /// Source errors seen (each retried).
+    pub source_errors: u64,
+    /// The checkpoint the pipeline started from, if any.
+    pub restored: Option<u64>,
+}
+
+/// One source, one engine, and the optional parts around them.
+pub struct Pipeline {
+    /// `None` only while being rebuilt after a failure.
+    engine: Option<Engine>,
+    source: Box<dyn Source>,
+    /// Next offset per partition, of what the engine has read.
+    positions: BTreeMap<u32, i64>,
+    /// Where the source started: the position to go back to after a failure
+    /// when no checkpoint was taken yet.
+    start: BTreeMap<u32, i64>,
+    deploys: Option<Deploys>,
+    checkpoints: Option<Checkpointer>,
+    status: Option<StatusPublisher>,
+    opts: PipelineOptions,
+    summary: Summary,
+    first_record: Option<Instant>,
+    last_idle_check: Instant,
+}
+
+impl Pipeline {
+    /// A pipeline over `source` into `engine` (its views added, its sink
+    /// set). Call [`Pipeline::start`] before [`Pipeline::run`].
+    pub fn new(engine: Engine, source: Box<dyn Source>, opts: PipelineOptions) -> Self {
+        Self {
+            engine: Some(engine),
+            source,
+            positions: BTreeMap::new(),
+            start: BTreeMap::new(),
+            deploys: None,
+            checkpoints: None,
+            status: None,
+            opts,
+            summary: Summary::default(),
+            first_record: None,
+            last_idle_check: Instant::now(),
+        }
+    }
+
+    /// Where the source starts when no checkpoint is restored: the next
+    /// offset per partition (by default, the source's own start).
+    pub fn starting_at(mut self, next: BTreeMap<u32, i64>) -> Self {
+        self.start = next;
+        self
+    }
+
+    /// Apply hot deploys from a plugin watcher.
+    pub fn with_deploys(mut self, deploys: Deploys) -> Self {
+        self.deploys = Some(deploys);
+        self
+    }
+
+    /// Take checkpoints.
+    pub fn with_checkpoints(mut self, checkpoints: Checkpointer) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+
+    /// Publish the status for the API.
+    pub fn with_status(mut self, status: StatusPublisher) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.engine.as_ref().expect("the engine is there between calls")
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        self.engine.as_mut().expect("the engine is there between calls")
+    }
+
+    /// Give the engine back (to read its counters or its sink).
+    pub fn into_engine(self) -> Engine {
+        self.engine.expect("the engine is there between calls")
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    pub fn checkpoints(&self) -> Option<&Checkpointer> {
+        self.checkpoints.as_ref()
+    }
+
+    /// Next offset per partition, of what the engine has read.
+    pub fn positions(&self) -> &BTreeMap<u32, i64> {
+        &self.positions
+    }
+
+    /// Restore checkpoint `from` (else the newest, if checkpoints are on and
+    /// one exists), seek the source to its offsets (else to its start), and
+    /// register the source's partitions with the engine. Returns the
+    /// checkpoint restored.
+    pub fn start(&mut self, from: Option<u64>) -> Result<Option<CheckpointMeta>, PipelineError> {
+        let restored = self.restore(from)?;
+        let wall = self.now();
+        let engine = self.engine.as_mut().expect("engine");
+        for p in self.source.partitions() {
+            engine.add_partition(p, wall);
+        }
+        if let Some(status) = &mut self.status {
+            status.publish(
+                engine,
+                self.source.as_ref(),
+                &self.positions,
+                self.checkpoints.as_ref(),
+                &self.summary,
+                true,
+            );
+        }
+        Ok(restored)
+    }
+
+    /// Load a checkpoint into the engine and seek the source to it; with
+    /// none, seek the source to `self.start`.
+    fn restore(&mut self, from: Option<u64>) -> Result<Option<CheckpointMeta>, PipelineError> {
+        let now = self.now();
+        let loaded = match &self.checkpoints {
+            Some(c) => c.load(from)?,
+            None => None,
+        };
+        let engine = self.engine.as_mut().expect("engine");
+        let restored = match loaded {
+            Some((meta, snap)) => {
+                engine.restore(&snap, now).map_err(|error| PipelineError::Restore {
+                    checkpoint: self
+                        .checkpoints
+                        .as_ref()
+                        .map_or_else(|| meta.id.to_string(), |c| c.path_of(meta.id)),
+                    error,
+                })?;
+                self.positions = meta.offsets.iter().map(|&(p, o)| (p, o)).collect();
+                tracing::info!(checkpoint = meta.id, watermark = meta.watermark, offsets = ?meta.offsets, "restored; resuming from the checkpoint's offsets");
+                self.summary.restored = Some(meta.id);
+                Some(meta)
+            }
+            None => {
+                self.positions = self.start.clone();
+                None
+            }
+        };
+        self.source.seek(&self.positions)?;
+        Ok(restored)
+    }
+
+    /// The wall clock, for unbounded sources only: a bounded replay is a
+    /// pure function of its input.
+    fn now(&self) -> i64 {
+        if self.source.is_bounded() { 0 } else { clock::now_ms() }
+    }
+
+    /// Run until the source ends or `stop` says so. Returns how it went.
+    pub fn run(&mut self, stop: &dyn Fn() -> bool) -> Result<&Summary, PipelineError> {
+        let bounded = self.source.is_bounded();
+        // Restores since the pipeline last got past the point where it
+        // failed (the sum of its positions then): a sink that fails at the
+        // same place again and again is given up on.
+        let mut restarts_in_a_row = 0u32;
+        let mut failed_at: Option<i64> = None;
+        let mut finished = false;
+        loop {
+            if stop() {
+                tracing::info!("stopping");
+                break;
+            }
+            let now = if bounded { 0 } else { clock::now_ms() };
+            let engine = self.engine.as_mut().expect("engine");
+            let positions = &mut self.positions;
+            let mut failed: Option<EngineError> = None;
+            let mut records = 0u64;
+            let polled = self.source.poll(self.opts.poll_timeout, &mut |partition, block| {
+                if failed.is_some() {
+                    return;
+                }
+                records += block.len() as u64;
+                match engine.process_lines(partition, block, now) {
+                    Ok(()) => {
+                        if let Some(&(last, _)) = block.last() {
+                            positions.insert(partition, last as i64 + 1);
+                        }
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            });
+            self.summary.records += records;
+            if records > 0 {
+                self.first_record.get_or_insert_with(Instant::now);
+            }
+            let mut outcome = match failed {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
+            match polled {
+                Ok(Polled::Records) => {
+                    if self.summary.source_errors > 0 && records > 0 {
+                        tracing::info!(errors = self.summary.source_errors, "the source is back");
+                        self.summary.source_errors = 0;
+                    }
+                }
+                Ok(Polled::Quiet) => {
+                    // Quiet: hand over what has fired.
+                    if outcome.is_ok() {
+                        outcome = engine.flush();
+                    }
+                }
+                Ok(Polled::End) if outcome.is_ok() => {
+                    if self.opts.finish_at_end {
+                        match self.finish() {
+                            Ok(()) => {
+                                finished = true;
+                                break;
+                            }
+                            Err(e) => outcome = Err(e),
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                Ok(Polled::End) => {}
+                Err(e) if e.is_retryable() => {
+                    self.summary.source_errors += 1;
+                    let n = self.summary.source_errors;
+                    if n == 1 || n.is_multiple_of(100) {
+                        tracing::warn!(error = %e, errors = n, "the source failed; retrying");
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if outcome.is_ok() {
+                outcome = self.between_blocks(bounded);
+            }
+            let progress: i64 = self.positions.values().sum();
+            match outcome {
+                Ok(()) => {
+                    if failed_at.is_some_and(|at| progress > at) {
+                        restarts_in_a_row = 0;
+                        failed_at = None;
+                    }
+                }
+                Err(e) => {
+                    restarts_in_a_row += 1;
+                    failed_at = Some(failed_at.map_or(progress, |at| at.max(progress)));
+                    self.recover(e, restarts_in_a_row)?;
+                }
+            }
+        }
+        if let Some(c) = &mut self.checkpoints {
+            c.reap(self.source.as_mut(), true);
+            if self.opts.final_checkpoint && !finished {
+                let engine = self.engine.as_mut().expect("engine");
+                tracing::info!("taking a final checkpoint");
+                c.start(engine, &self.positions, clock::now_ms())?;
+                c.reap(self.source.as_mut(), true);
+            }
+        }
+        self.summary.busy = self.first_record.map_or(Duration::ZERO, |t| t.elapsed());
+        if let Some(status) = &mut self.status {
+            let engine = self.engine.as_ref().expect("engine");
+            status.publish(
+                engine,
+                self.source.as_ref(),
+                &self.positions,
+                self.checkpoints.as_ref(),
+                &self.summary,
+                true,
+            );
+        }
+        Ok(&self.summary)
+    }
+
+    /// End of input: fire every window, and wait until the sink has it all.
+    fn finish(&mut self) -> Result<(), EngineError> {
+        let engine = self.engine.as_mut().expect("engine");
+        engine.finish()?;
+        engine.sink_mut().barrier().wait(None)?;
+        Ok(())
+    }
+
+    /// Everything the loop does between two blocks.
+    fn between_blocks(&mut self, bounded: bool) -> Result<(), EngineError> {
+        let engine = self.engine.as_mut().expect("engine");
+        if !bounded && self.last_idle_check.elapsed() >= Duration::from_millis(200) {
+            let now = clock::now_ms();
+            engine.set_now(now);
+            engine.check_idle(now)?;
+            self.last_idle_check = Instant::now();
+        }
+        if let Some(deploys) = &mut self.deploys {
+            deploys.apply_pending(engine, self.status.as_ref());
+        }
+        if let Some(c) = &mut self.checkpoints {
+            if let Some(meta) = c.reap(self.source.as_mut(), false)
+                && let Some(status) = &self.status
+            {
+                status.checkpoint_done(meta);
+            }
+            if c.due() {
+                c.start(engine, &self.positions, clock::now_ms())?;
+            }
+        }
+        if let Some(status) = &mut self.status {
+            status.publish(
+                engine,
+                self.source.as_ref(),
+                &self.positions,
+                self.checkpoints.as_ref(),
+                &self.summary,
+                false,
+            );
+        }
+        Ok(())
+    }
+
+    /// A block or a flush failed. A sink failure that a retry can help is
+    /// survived: restore the newest checkpoint into a fresh engine and read
+    /// again from its offsets. Anything else ends the run.
+    fn recover(&mut self, error: EngineError, attempt: u32) -> Result<(), PipelineError> {
+        if !error.is_retryable() {
+            return Err(error.into());
+        }
+        if attempt > self.opts.max_restarts {
+            return Err(PipelineError::GaveUp {
+                restarts: attempt - 1,
+                error,
+            });
+        }
+        let pause = self
+            .opts
+            .restart_backoff
+            .saturating_mul(1 << (attempt - 1).min(6))
+            .min(Duration::from_secs(5));
+        tracing::warn!(error = %error, attempt, pause_ms = pause.as_millis() as u64, "the sink failed; restoring the last checkpoint and reading again from there");
+        std::thread::sleep(pause);
+        if let Some(c) = &mut self.checkpoints {
+            // A checkpoint in flight waits on a barrier the failed sink may
+            // never pass: it is abandoned (never committed).
+            c.abandon();
+        }
+        let engine = self.engine.take().expect("engine");
+        self.engine = Some(engine.rebuild()?);
+        self.summary.restarts += 1;
+        self.restore(None)?;
+        let wall = self.now();
+        let engine = self.engine.as_mut().expect("engine");
+        for p in self.source.partitions() {
+            engine.add_partition(p, wall);
+        }
+        Ok(())
+    }
+}

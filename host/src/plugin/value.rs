@@ -1,0 +1,90 @@
+//! The values a plugin's `finish` produces, and their two textual forms
+//! (Redis strings and JSON), shared by every sink.
+
+/// One output value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl Value {
+    /// The Redis string form: integers in decimal, floats in shortest
+    /// round-trip form with a decimal point (`"0.0"`, `"29.99"`).
+    pub fn to_redis_string(&self) -> String {
+        match self {
+            Value::Text(s) => s.clone(),
+            Value::Integer(i) => i.to_string(),
+            Value::Float(f) => format_float(*f),
+            Value::Boolean(b) => if *b { "1" } else { "0" }.to_string(),
+        }
+    }
+
+    /// Append the JSON form.
+    pub fn write_json(&self, out: &mut String) {
+        use std::fmt::Write;
+        match self {
+            Value::Text(s) => write_json_str(out, s),
+            Value::Integer(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) if f.is_finite() => out.push_str(&format_float(*f)),
+            // JSON has no NaN or infinity.
+            Value::Float(_) => out.push_str("null"),
+            Value::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+        }
+    }
+}
+
+/// Shortest round-trip form, always with a decimal point or exponent.
+pub fn format_float(f: f64) -> String {
+    let s = format!("{f:?}");
+    if s.contains(['.', 'e', 'N', 'i']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// Append `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_keep_a_decimal_point() {
+        assert_eq!(format_float(0.0), "0.0");
+        assert_eq!(format_float(29.99), "29.99");
+        assert_eq!(format_float(11.75), "11.75");
+        assert_eq!(format_float(176.67517241379304), "176.67517241379304");
+        assert_eq!(format_float(1e21), "1e21");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        write_json_str(&mut s, "quote\"d\\é\u{1}");
+        assert_eq!(s, r#""quote\"d\\é\u0001""#);
+    }
+}
