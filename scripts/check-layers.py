@@ -3,8 +3,9 @@
 
 The host crate is layered, leaves first (see host/src/lib.rs):
 
-    clock, cow, testing, event, time, window   (leaves: no crate imports
-                                                 between them but cow)
+    clock, cow, outage, testing, event, time, window
+                                               (leaves: no crate imports
+                                                between them but cow)
     config
     plugin
     state, sink, source
@@ -23,7 +24,7 @@ import re
 import sys
 
 LAYERS = [
-    ["clock", "cow", "testing", "event", "time", "window"],
+    ["clock", "cow", "outage", "testing", "event", "time", "window"],
     ["config"],
     ["plugin"],
     ["state", "sink", "source"],

@@ -11,7 +11,8 @@
 //!
 //! 1. Leaves: [`clock`] (the wall clock, read only by the top layers),
 //!    [`cow`] (the copy-on-write vector behind microsecond checkpoint
-//!    captures), [`testing`] (comparing JSON-lines outputs), [`event`] (the
+//!    captures), [`outage`] (repeated failures, logged quietly),
+//!    [`testing`] (comparing JSON-lines outputs), [`event`] (the
 //!    event model and its parser; bad input is classified here), [`time`]
 //!    (watermarks; pure), [`window`] (sliding windows by slices, sessions;
 //!    pure).
@@ -35,6 +36,7 @@ pub mod config;
 pub mod cow;
 pub mod engine;
 pub mod event;
+pub mod outage;
 pub mod pipeline;
 pub mod plugin;
 pub mod sink;

@@ -74,6 +74,19 @@ pub struct ApiState {
     pub admin: Option<Arc<Admin>>,
 }
 
+/// Largest plugin upload `PUT /api/plugins/{name}` takes: 16 MiB. Guest
+/// components are tens of KB (a few MB with debug info). A larger upload
+/// is refused with 413 Payload Too Large: at once when its
+/// `Content-Length` says so, otherwise as soon as the bytes read pass
+/// this, so a client can make the server hold at most this much (and only
+/// after its token was checked).
+pub const MAX_UPLOAD_BYTES: usize = 16 << 20;
+
+/// Longest plugin name the API takes. A name is 1 to this many characters
+/// of `[A-Za-z0-9_-]`: it becomes the file `{name}.wasm` in the plugin
+/// directory, so it can hold no `/`, `.` or `..`.
+pub const MAX_PLUGIN_NAME: usize = 64;
+
 /// What the mutating endpoints need. They never touch the engine: an
 /// upload is validated here, then renamed into the plugin directory, where
 /// the watcher deploys it like any other file.
@@ -97,7 +110,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/plugins/history", get(history))
         .route("/api/bad-records", get(bad_records))
         .route("/api/plugins/{name}", axum::routing::put(upload).delete(remove))
-        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        // The upload reads its body itself (`read_upload`); this bounds any
+        // other handler that would extract one.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
 }
 
@@ -165,35 +180,77 @@ async fn plugins(State(state): State<ApiState>) -> Json<Vec<ViewStatus>> {
     Json(snapshot(&state).views)
 }
 
-fn authorize(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<Arc<Admin>, (StatusCode, &'static str)> {
+/// A refused request: its status and a one-line reason.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, format!("{}\n", self.1)).into_response()
+    }
+}
+
+fn refuse(code: StatusCode, reason: impl Into<String>) -> Refusal {
+    Refusal(code, reason.into())
+}
+
+fn authorize(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<Arc<Admin>, Refusal> {
     let Some(admin) = state.admin.clone() else {
-        return Err((
+        return Err(refuse(
             StatusCode::FORBIDDEN,
-            "the mutating endpoints are off: set api.token (or FEATHERFLOW_API_TOKEN)\n",
+            "the mutating endpoints are off: set api.token (or FEATHERFLOW_API_TOKEN)",
         ));
     };
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given != Some(admin.token.as_str()) {
-        return Err((StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n"));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), admin.token.as_bytes()) => Ok(admin),
+        _ => Err(refuse(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")),
     }
-    Ok(admin)
 }
 
-fn plugin_file(admin: &Admin, name: &str) -> Result<std::path::PathBuf, (StatusCode, &'static str)> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !ok {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "plugin names are 1-100 characters of [A-Za-z0-9_-]\n",
-        ));
+/// Whether `given` equals `expected`, in a time that tells nothing about
+/// where they differ: every byte of `expected` is compared (against
+/// `given` read cyclically, so `given`'s length does not change the loop
+/// either) and the differences are OR-ed together, never branched on. The
+/// time depends only on `expected`'s length; a length mismatch is folded
+/// into the same result.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    if given.is_empty() {
+        // Only the caller's own input decides this branch.
+        return expected.is_empty();
     }
+    let mut diff = given.len() ^ expected.len();
+    for (i, &e) in expected.iter().enumerate() {
+        // `black_box`: the optimizer may not turn the fold into an early exit.
+        diff = std::hint::black_box(diff | usize::from(given[i % given.len()] ^ e));
+    }
+    diff == 0
+}
+
+/// Why `name` can't name a plugin file, if it can't: it must be 1 to
+/// [`MAX_PLUGIN_NAME`] characters of `[A-Za-z0-9_-]`.
+fn check_plugin_name(name: &str) -> Result<(), String> {
+    const RULE: &str = "a plugin name is 1-64 characters of A-Z, a-z, 0-9, '_' and '-' (it names the file \
+                        {name}.wasm in the plugin directory)";
+    if name.is_empty() {
+        return Err(format!("the plugin name is empty: {RULE}"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        return Err(format!("the plugin name holds {c:?}: {RULE}"));
+    }
+    if name.len() > MAX_PLUGIN_NAME {
+        return Err(format!("the plugin name is {} characters long: {RULE}", name.len()));
+    }
+    Ok(())
+}
+
+fn plugin_file(admin: &Admin, name: &str) -> Result<std::path::PathBuf, Refusal> {
+    check_plugin_name(name).map_err(|reason| refuse(StatusCode::BAD_REQUEST, reason))?;
     Ok(admin.plugins_dir.join(format!("{name}.wasm")))
 }
 
@@ -203,10 +260,49 @@ fn authorized_file(
     state: &ApiState,
     headers: &axum::http::HeaderMap,
     name: &str,
-) -> Result<(Arc<Admin>, std::path::PathBuf), (StatusCode, &'static str)> {
+) -> Result<(Arc<Admin>, std::path::PathBuf), Refusal> {
     let admin = authorize(state, headers)?;
     let path = plugin_file(&admin, name)?;
     Ok((admin, path))
+}
+
+/// The body of an upload, at most `limit` bytes; 413 past it (at once if
+/// `Content-Length` says so), 400 if the client breaks off.
+async fn read_upload(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Vec<u8>, Refusal> {
+    use axum::body::HttpBody;
+    let too_large = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is larger than the limit of {} MiB ({limit} bytes) for a plugin",
+                limit >> 20
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let capacity = declared.map_or(0, |n| n.min(limit as u64) as usize);
+    let mut bytes = Vec::with_capacity(capacity);
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("cannot read the upload: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
 }
 
 /// Query of `PUT /api/plugins/{name}`.
@@ -218,18 +314,23 @@ struct DeployQuery {
     reset: bool,
 }
 
-/// `PUT /api/plugins/{name}[?reset=true]` with the component as the body:
-/// validated now (422 with the reason if refused), then deployed by the
-/// watcher.
+/// `PUT /api/plugins/{name}[?reset=true]` with the component as the body
+/// (at most [`MAX_UPLOAD_BYTES`], else 413): validated now (422 with the
+/// reason if refused), then deployed by the watcher. The body is read only
+/// once the token and the name are checked.
 async fn upload(
     State(state): State<ApiState>,
     axum::extract::Path(name): axum::extract::Path<String>,
     axum::extract::Query(query): axum::extract::Query<DeployQuery>,
     headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let (admin, path) = match authorized_file(&state, &headers, &name) {
         Ok(ok) => ok,
+        Err(r) => return r.into_response(),
+    };
+    let body = match read_upload(&headers, body, MAX_UPLOAD_BYTES).await {
+        Ok(body) => axum::body::Bytes::from(body),
         Err(r) => return r.into_response(),
     };
     let checked = {
@@ -598,6 +699,213 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("<title>featherflow</title>"));
         assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    const TOKEN: &str = "s3cret-t0ken";
+
+    /// [`state`] with the mutating endpoints on, deploying into `dir`.
+    fn admin_state(dir: &std::path::Path) -> ApiState {
+        ApiState {
+            admin: Some(Arc::new(Admin {
+                token: TOKEN.into(),
+                plugins_dir: dir.to_path_buf(),
+                engine: crate::plugin::PluginEngine::new().unwrap(),
+                limits: crate::plugin::Limits::default(),
+            })),
+            ..state()
+        }
+    }
+
+    fn request(method: &str, path: &str, token: Option<&str>, body: Vec<u8>) -> axum::http::Request<axum::body::Body> {
+        let mut r = axum::http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            r = r.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        r.body(axum::body::Body::from(body)).unwrap()
+    }
+
+    async fn send(state: ApiState, req: axum::http::Request<axum::body::Body>) -> (StatusCode, String) {
+        let resp = router(state).oneshot(req).await.unwrap();
+        let code = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files
+    }
+
+    #[tokio::test]
+    async fn uploads_past_the_limit_get_413() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = admin_state(dir.path());
+        // One byte too many, without a Content-Length: refused while reading.
+        let (code, body) = send(
+            state.clone(),
+            request("PUT", "/api/plugins/big", Some(TOKEN), vec![0; MAX_UPLOAD_BYTES + 1]),
+        )
+        .await;
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert!(
+            body.contains("larger than the limit of 16 MiB (16777216 bytes)"),
+            "{body}"
+        );
+        // A Content-Length past the limit: refused before reading.
+        let mut req = request("PUT", "/api/plugins/big", Some(TOKEN), Vec::new());
+        req.headers_mut()
+            .insert(header::CONTENT_LENGTH, (1u64 << 40).to_string().parse().unwrap());
+        let (code, body) = send(state.clone(), req).await;
+        assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        // At the limit: read, then refused as not a component.
+        let (code, body) = send(
+            state.clone(),
+            request("PUT", "/api/plugins/big", Some(TOKEN), vec![0; MAX_UPLOAD_BYTES]),
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        // The token is checked first: a stranger's upload is refused for that.
+        let (code, _) = send(
+            state,
+            request("PUT", "/api/plugins/big", None, vec![0; MAX_UPLOAD_BYTES + 1]),
+        )
+        .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        assert_eq!(files_under(dir.path()), Vec::<std::path::PathBuf>::new());
+    }
+
+    #[tokio::test]
+    async fn a_plugin_within_the_limit_is_deployed() {
+        let guest =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm/user_activity.wasm");
+        let wasm = std::fs::read(&guest)
+            .unwrap_or_else(|e| panic!("{}: {e}: build the guests first with `make guests`", guest.display()));
+        let dir = tempfile::tempdir().unwrap();
+        let (code, body) = send(
+            admin_state(dir.path()),
+            request("PUT", "/api/plugins/user_activity", Some(TOKEN), wasm.clone()),
+        )
+        .await;
+        assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(std::fs::read(dir.path().join("user_activity.wasm")).unwrap(), wasm);
+    }
+
+    #[tokio::test]
+    async fn the_bearer_token_must_match_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = admin_state(dir.path());
+        for token in [
+            None,
+            Some(""),
+            Some("s3cret-t0ke"),
+            Some("s3cret-t0kenX"),
+            Some("S3cret-t0ken"),
+            Some("s3cret-t0keN"),
+        ] {
+            let (code, body) = send(state.clone(), request("DELETE", "/api/plugins/x", token, Vec::new())).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "{token:?}: {body}");
+        }
+        let (code, body) = send(state, request("DELETE", "/api/plugins/x", Some(TOKEN), Vec::new())).await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+    }
+
+    #[test]
+    fn constant_time_eq_compares_everything() {
+        let token = b"s3cret-t0ken";
+        assert!(constant_time_eq(token, token));
+        assert!(constant_time_eq(b"", b""));
+        for other in [
+            &b"S3cret-t0ken"[..],
+            b"s3cret-t0keN",
+            b"s3cret-t0ke",
+            b"s3cret-t0ken!",
+            b"",
+            b"s",
+            // Read cyclically, these match every byte: only the length differs.
+            b"s3cret-t0kens3cret-t0ken",
+            b"s3cret-t0kens",
+        ] {
+            assert!(!constant_time_eq(other, token), "{other:?}");
+            assert!(!constant_time_eq(token, other), "{other:?}");
+        }
+        assert!(!constant_time_eq(b"ab", b"abab"));
+        assert!(!constant_time_eq(b"abab", b"ab"));
+    }
+
+    #[test]
+    fn plugin_names_are_checked() {
+        let long = "a".repeat(MAX_PLUGIN_NAME + 1);
+        for bad in [
+            "../x",
+            "a/b",
+            ".hidden",
+            "x.wasm",
+            "..",
+            ".",
+            "",
+            "a\\b",
+            "a b",
+            "a\0b",
+            "\u{e9}t\u{e9}",
+            "\u{540d}",
+            "x\n",
+            &long,
+        ] {
+            let reason = check_plugin_name(bad).expect_err(bad);
+            assert!(
+                reason.contains("1-64 characters of A-Z, a-z, 0-9, '_' and '-'"),
+                "{reason}"
+            );
+        }
+        for good in ["user_activity", "A-b_9", "x", "-", &"a".repeat(MAX_PLUGIN_NAME)] {
+            assert_eq!(check_plugin_name(good), Ok(()), "{good}");
+        }
+    }
+
+    /// Names that would leave the plugin directory (or hide in it) are
+    /// refused with 400, on both endpoints, and nothing is written.
+    #[tokio::test]
+    async fn traversal_attempts_get_400() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::write(dir.path().join("x.wasm"), b"outside").unwrap();
+        let state = admin_state(&plugins);
+        let long = "a".repeat(MAX_PLUGIN_NAME + 1);
+        for name in [
+            "..%2Fx",
+            "..%2fx",
+            "a%2Fb",
+            "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+            "..%5Cx",
+            ".hidden",
+            "x.wasm",
+            "..",
+            "%2E%2E",
+            "%2E",
+            "%C3%A9",
+            "a%00b",
+            "a%20b",
+            &long,
+        ] {
+            for method in ["PUT", "DELETE"] {
+                let uri = format!("/api/plugins/{name}");
+                let (code, body) = send(state.clone(), request(method, &uri, Some(TOKEN), b"junk".to_vec())).await;
+                assert_eq!(code, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+                assert!(body.contains("plugin name"), "{method} {uri}: {body}");
+            }
+        }
+        assert_eq!(files_under(&plugins), Vec::<std::path::PathBuf>::new());
+        assert_eq!(std::fs::read(dir.path().join("x.wasm")).unwrap(), b"outside");
     }
 
     #[tokio::test]

@@ -143,12 +143,12 @@ fn load_config(common: &CommonArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// A record log at `path` (empty: off).
-fn open_log(path: &str) -> anyhow::Result<RecordLog> {
+/// A record log at `path` (empty: off), rotated by the limits of `output.*`.
+fn open_log(path: &str, config: &Config) -> anyhow::Result<RecordLog> {
     if path.is_empty() {
         Ok(RecordLog::disabled())
     } else {
-        RecordLog::open(path).with_context(|| format!("cannot open {path}"))
+        RecordLog::open_with(path, config.output.log_limits()).with_context(|| format!("cannot open {path}"))
     }
 }
 

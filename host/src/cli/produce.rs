@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+use crate::source::kafka::QuietContext;
 
 use clap::Args;
 
@@ -56,7 +58,15 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     } else {
         cc.set("linger.ms", "5");
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = cc.create().context("creating the Kafka producer")?;
+    let producer: ThreadedProducer<QuietContext> = cc
+        .create_with_context(QuietContext::default())
+        .context("creating the Kafka producer")?;
+    // A broker that does not answer is one clear error within 10 s, not a
+    // stream of librdkafka errors and a flush timeout a minute later.
+    producer
+        .client()
+        .fetch_metadata(Some(&args.topic), Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("cannot reach the Kafka broker at {} within 10 s ({e}); `featherflow gen` writes events to a file without a broker", args.brokers))?;
     let cfg = ParserConfig::default();
     let started = Instant::now();
     let mut sent = 0u64;
@@ -137,8 +147,8 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         other => other?,
     }
     producer
-        .flush(Duration::from_secs(60))
-        .context("flushing the producer")?;
+        .flush(Duration::from_secs(15))
+        .with_context(|| format!("Kafka broker at {}: not every event was delivered", args.brokers))?;
     eprintln!(
         "produced {sent} events to {} in {:.1}s",
         args.topic,

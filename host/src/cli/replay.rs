@@ -64,8 +64,8 @@ pub fn replay_engine(
 ) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(EngineConfig::from_config(config, clock::now_ms(), false), sink);
     engine.set_source(source);
-    engine.set_dead_letter(open_log(&config.output.dead_letter)?);
-    engine.set_late_log(open_log(&config.output.late)?);
+    engine.set_dead_letter(open_log(&config.output.dead_letter, config)?);
+    engine.set_late_log(open_log(&config.output.late, config)?);
     for p in plugins {
         engine.add_view(p.clone())?;
     }

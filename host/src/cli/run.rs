@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -46,11 +46,11 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
+    let store: Arc<dyn CheckpointStore> = Arc::new(SledStore::open(&config.checkpoint.dir)?);
     let shutdown = Arc::new(AtomicBool::new(false));
-    spawn_signal_listener(shutdown.clone())?;
+    spawn_signal_listener(shutdown.clone(), config.engine.shutdown_timeout, store.clone())?;
     let stop = || shutdown.load(Ordering::Relaxed);
 
-    let store: Arc<dyn CheckpointStore> = Arc::new(SledStore::open(&config.checkpoint.dir)?);
     let plugin_engine = PluginEngine::new()?;
     let limits = Limits::from_config(&config);
     let plugins_dir = Path::new(&config.plugins.dir);
@@ -86,8 +86,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Box::new(redis),
     );
     engine.set_source(&config.kafka.topic);
-    engine.set_dead_letter(open_log(&config.output.dead_letter)?);
-    engine.set_late_log(open_log(&config.output.late)?);
+    engine.set_dead_letter(open_log(&config.output.dead_letter, &config)?);
+    engine.set_late_log(open_log(&config.output.late, &config)?);
     for p in &plugins {
         engine.add_view(p.clone())?;
     }
@@ -116,6 +116,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let opts = PipelineOptions {
         finish_at_end: true,
         final_checkpoint: true,
+        // Within the shutdown timeout, with a margin for the rest of the
+        // way out (the watchdog ends the process at the timeout itself).
+        final_checkpoint_timeout: config
+            .engine
+            .shutdown_timeout
+            .saturating_sub(std::time::Duration::from_secs(2))
+            .max(std::time::Duration::from_millis(500)),
         ..PipelineOptions::default()
     };
     let mut pipeline = Pipeline::new(engine, Box::new(source), opts)
@@ -139,6 +146,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     pipeline.start(from)?;
     let summary = pipeline.run(&stop)?.clone();
     let c = pipeline.checkpoints().map(|c| c.stats().clone()).unwrap_or_default();
+    // The process ends now: closing the consumer waits for a broker that
+    // may be gone (librdkafka's close), and the partitions were assigned,
+    // not subscribed, so there is no group to leave. Whatever the pipeline
+    // holds goes with the process.
+    std::mem::forget(pipeline);
     let secs = summary.busy.as_secs_f64().max(1e-9);
     eprintln!(
         "run: {} events in {:.2} s ({:.0} events/s); checkpoints {} (max pause {:.1} ms, max duration {} ms, max open window parts {}); fire-to-Redis latency {}",
@@ -155,12 +167,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|| "n/a".into())
     );
     tracing::info!(events = summary.records, checkpoints = c.completed, last = ?c.last_id, restarts = summary.restarts, max_pause_ms = c.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = c.max_duration.as_millis() as u64, uptime_s = started.elapsed().as_secs(), "job stopped");
+    if summary.final_checkpoint_missed {
+        // Said in the log already, with the checkpoint a restart restores.
+        return Ok(ExitCode::from(EXIT_NO_FINAL_CHECKPOINT));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stopped, but without the final checkpoint: the next start restores an
+/// earlier one and reads again from its offsets (nothing is lost).
+const EXIT_NO_FINAL_CHECKPOINT: u8 = 3;
+
+/// The checkpoint a restart restores, for people.
+fn next_start(store: &dyn CheckpointStore) -> String {
+    match store.list().ok().and_then(|mut l| l.pop()) {
+        Some(m) => store.checkpoint_path(m.id),
+        None => {
+            "no checkpoint (none was taken yet): it reads from the group's committed offsets, else the earliest".into()
+        }
+    }
+}
+
 /// SIGINT/SIGTERM set `flag`; the pipeline notices, takes a final
-/// checkpoint and returns. (The pipeline itself installs no handler.)
-fn spawn_signal_listener(flag: Arc<AtomicBool>) -> anyhow::Result<()> {
+/// checkpoint and returns. (The pipeline itself installs no handler.) A
+/// watchdog then ends the process at `timeout` whatever blocks (Redis or the
+/// broker gone), and a second signal ends it at once; either way a
+/// checkpoint is complete or absent, never partial, and the log says which
+/// one the next start restores.
+fn spawn_signal_listener(
+    flag: Arc<AtomicBool>,
+    timeout: Duration,
+    store: Arc<dyn CheckpointStore>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         rt.block_on(async move {
@@ -171,11 +209,34 @@ fn spawn_signal_listener(flag: Arc<AtomicBool>) -> anyhow::Result<()> {
                     return;
                 }
             };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-                _ = term.recv() => tracing::info!("SIGTERM received"),
+            let mut received = 0;
+            loop {
+                let name = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                };
+                received += 1;
+                if received == 1 {
+                    tracing::info!(timeout_s = timeout.as_secs_f64(), "{name} received: stopping with a final checkpoint (a second signal exits at once)");
+                    flag.store(true, Ordering::Relaxed);
+                    let store = store.clone();
+                    let watchdog = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+                        std::thread::sleep(timeout);
+                        let next = next_start(store.as_ref());
+                        tracing::error!("shutdown did not complete within {} s (engine.shutdown-timeout): exiting now; the next start restores {next}", timeout.as_secs_f64());
+                        eprintln!("featherflow: shutdown timed out after {} s; the next start restores {next}", timeout.as_secs_f64());
+                        std::process::exit(EXIT_NO_FINAL_CHECKPOINT as i32);
+                    });
+                    if let Err(e) = watchdog {
+                        tracing::error!(error = %e, "cannot start the shutdown watchdog");
+                    }
+                } else {
+                    let next = next_start(store.as_ref());
+                    tracing::error!("second signal ({name}): exiting at once; the next start restores {next}");
+                    eprintln!("featherflow: exiting at once ({name}); the next start restores {next}");
+                    std::process::exit(130);
+                }
             }
-            flag.store(true, Ordering::Relaxed);
         });
     })?;
     Ok(())

@@ -34,12 +34,24 @@ pub struct KafkaConfig {
     pub properties: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written out: it shows the URL through [`redact_url`], so a
+/// `{:?}` of the configuration never prints the Redis password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RedisConfig {
-    /// `redis://[:password@]host:port/db`, or `rediss://` for TLS.
+    /// `redis://[:password@]host:port/db`, or `rediss://` for TLS. May hold
+    /// a password: print it only through [`redact_url`].
     pub url: String,
     pub batch: usize,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("batch", &self.batch)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +95,11 @@ pub struct TimeConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EngineSection {
     pub batch_size: usize,
+    /// SIGTERM/SIGINT end the process within this: a final checkpoint if
+    /// Redis and the broker answer in time, else a message saying which
+    /// checkpoint the next start restores.
+    #[serde(with = "humantime_serde_compat")]
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,13 +107,177 @@ pub struct EngineSection {
 pub struct OutputConfig {
     pub dead_letter: String,
     pub late: String,
+    /// A record log rotates before it would pass this size.
+    pub max_file_mib: u64,
+    /// Rotated files kept per record log (`x.jsonl.1` newest); 0 = none.
+    pub max_files: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+impl OutputConfig {
+    /// The size limits of the record logs (dead letters, late events).
+    pub fn log_limits(&self) -> LogLimits {
+        LogLimits {
+            max_bytes: self.max_file_mib.saturating_mul(1 << 20),
+            max_files: self.max_files,
+        }
+    }
+}
+
+/// How large a record log may grow: it rotates (`x.jsonl` -> `x.jsonl.1`
+/// -> ...) before the current file would pass `max_bytes`, and keeps
+/// `max_files` rotated files. On disk: at most `(max_files + 1) *
+/// max_bytes`, plus one line when a single line is larger than `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    pub max_bytes: u64,
+    pub max_files: usize,
+}
+
+impl LogLimits {
+    /// Never rotates.
+    pub const UNLIMITED: Self = Self {
+        max_bytes: u64::MAX,
+        max_files: 0,
+    };
+}
+
+/// `Debug` is written out: it never shows the token.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ApiConfig {
     pub listen: String,
+    /// A secret: never printed.
     pub token: String,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() { "" } else { "***" };
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field("token", &token)
+            .finish()
+    }
+}
+
+/// `url` with its secrets masked, for logs, errors and `Debug`: the user
+/// info (`user:password@`) and the values of `pass` / `password` query
+/// parameters (redis-rs reads `unix:///run/redis.sock?pass=…`) become
+/// `***`; scheme, host, port and database stay, so a message still says
+/// where. It errs on the side of masking: a password with an unencoded
+/// `@`, `/`, `?` or `#` is still masked whole, and text that is not a URL
+/// at all is masked up to its last `@`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut copied = 0;
+    for span in secret_spans(url) {
+        out.push_str(&url[copied..span.start]);
+        out.push_str("***");
+        copied = span.end;
+    }
+    out.push_str(&url[copied..]);
+    out
+}
+
+/// `text` with every URL in it (a run of characters other than blanks and
+/// quotes that holds `://`) passed through [`redact_url`].
+pub fn redact_urls_in(text: &str) -> String {
+    let separator = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>');
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(separator) {
+        let token = piece.trim_end_matches(separator);
+        if token.contains("://") {
+            out.push_str(&redact_url(token));
+            out.push_str(&piece[token.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+/// Every text of `url` that is a secret, as written and percent-decoded:
+/// the user info, the password alone, and `pass` / `password` query
+/// values. For masking them in text that may quote them (an error message
+/// of a client library); never empty strings.
+pub fn url_secrets(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for span in secret_spans(url) {
+        let text = &url[span];
+        // The password alone, after `user:` in the user info.
+        let password = text.split_once(':').map(|(_, p)| p);
+        for s in std::iter::once(text).chain(password) {
+            secrets.push(s.to_string());
+            secrets.push(percent_decode(s));
+        }
+    }
+    secrets.retain(|s| !s.is_empty());
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+/// Byte ranges of `url` that hold secrets, sorted and disjoint: the user
+/// info (from `://`, or the start, to the last `@`) and the value of every
+/// `pass` / `password` query parameter (to the next `&` or the end).
+fn secret_spans(url: &str) -> Vec<std::ops::Range<usize>> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let mut spans = Vec::new();
+    if let Some(at) = url[start..].rfind('@') {
+        spans.push(start..start + at);
+    }
+    if let Some(q) = url[start..].find('?') {
+        let mut p = start + q + 1;
+        for pair in url[p..].split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                let key = percent_decode(key).to_ascii_lowercase();
+                if matches!(key.as_str(), "pass" | "password") && !value.is_empty() {
+                    let from = p + pair.len() - value.len();
+                    spans.push(from..p + pair.len());
+                }
+            }
+            p += pair.len() + 1;
+        }
+    }
+    spans.sort_by_key(|s| s.start);
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match merged.last_mut() {
+            Some(last) if s.start <= last.end => last.end = last.end.max(s.end),
+            _ => merged.push(s),
+        }
+    }
+    merged
+}
+
+/// `%XX` escapes and `+` decoded as a URL query does (invalid escapes kept
+/// as they are, invalid UTF-8 replaced).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Durations as humantime strings ("30s", "10min", "1d").
@@ -148,7 +329,8 @@ impl Config {
         if let Some((path, text)) = file {
             let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Invalid {
                 origin: path.to_string(),
-                message: e.to_string(),
+                // It quotes the line, which may hold a Redis URL.
+                message: redact_urls_in(&e.to_string()),
             })?;
             merge(&mut merged, table, path, "")?;
         }
@@ -161,7 +343,8 @@ impl Config {
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid {
                     origin: origin.clone(),
-                    message: e.to_string(),
+                    // It may quote a value.
+                    message: redact_urls_in(&e.to_string()),
                 })?;
         config
             .validate()
@@ -180,8 +363,14 @@ impl Config {
         if self.engine.batch_size == 0 || self.engine.batch_size > 1 << 20 {
             return Err("engine.batch-size: must be between 1 and 1048576".into());
         }
+        if self.engine.shutdown_timeout < Duration::from_secs(1) {
+            return Err("engine.shutdown-timeout: must be at least 1s".into());
+        }
         if self.plugins.memory_limit_mib < 2 {
             return Err("plugins.memory-limit-mib: must be at least 2".into());
+        }
+        if self.output.max_file_mib == 0 {
+            return Err("output.max-file-mib: must be at least 1".into());
         }
         if self.redis.batch == 0 {
             return Err("redis.batch: must be at least 1".into());
@@ -190,9 +379,15 @@ impl Config {
             || self.redis.url.starts_with("rediss://")
             || self.redis.url.starts_with("unix://"))
         {
+            // Not the URL itself: it may hold a password.
+            let scheme = self.redis.url.split("://").next().unwrap_or("");
             return Err(format!(
-                "redis.url: {:?} must start with redis://, rediss:// or unix://",
-                self.redis.url
+                "redis.url: must start with redis://, rediss:// or unix:// (it starts with {:?})",
+                if scheme.len() < self.redis.url.len() {
+                    scheme
+                } else {
+                    "no scheme"
+                }
             ));
         }
         self.api
@@ -279,6 +474,15 @@ mod tests {
         assert_eq!(c.checkpoint.interval, Duration::from_secs(30));
         assert_eq!(c.time.out_of_orderness, Duration::from_secs(10));
         assert_eq!(c.checkpoint.retain, 3);
+        assert_eq!(c.output.max_file_mib, 64);
+        assert_eq!(c.output.max_files, 5);
+        assert_eq!(
+            c.output.log_limits(),
+            LogLimits {
+                max_bytes: 64 << 20,
+                max_files: 5
+            }
+        );
     }
 
     #[test]
@@ -311,5 +515,54 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown key `nope`"), "{err}");
+    }
+
+    #[test]
+    fn record_log_limits() {
+        let err = Config::from_parts(Some(("f.toml", "[output]\nmax-file-mib = 0\n")), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("output.max-file-mib: must be at least 1"),
+            "{err}"
+        );
+        let err = Config::from_parts(Some(("f.toml", "[output]\nmax-files = -1\n")), &[]).unwrap_err();
+        assert!(err.to_string().contains("max-files"), "{err}");
+        let env = vec![
+            ("FEATHERFLOW_OUTPUT_MAX_FILE_MIB".to_string(), "1".to_string()),
+            ("FEATHERFLOW_OUTPUT_MAX_FILES".to_string(), "0".to_string()),
+        ];
+        let c = Config::from_parts(None, &env).unwrap();
+        assert_eq!(
+            c.output.log_limits(),
+            LogLimits {
+                max_bytes: 1 << 20,
+                max_files: 0
+            }
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_errors() {
+        let file = "[redis]\nurl = \"redis://user:hunter2@cache:6379/0\"\n[api]\ntoken = \"t0ken-t0ken\"\n";
+        let c = Config::from_parts(Some(("f.toml", file)), &[]).unwrap();
+        let debug = format!("{c:?} {c:#?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("t0ken"), "{debug}");
+        assert!(debug.contains("redis://***@cache:6379/0"), "{debug}");
+        // A file that does not parse: the error quotes the line.
+        let broken = "[redis]\nurl = \"redis://:hunter2@cache:6379/0\" oops\n";
+        let err = Config::from_parts(Some(("f.toml", broken)), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("f.toml"), "{err}");
+        // A value of the wrong type, quoted in the error.
+        let wrong = "[redis]\nbatch = \"redis://:hunter2@cache\"\n";
+        let err = Config::from_parts(Some(("f.toml", wrong)), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2") && err.contains("batch"), "{err}");
+        // A URL of the wrong scheme.
+        let env = vec![("FEATHERFLOW_REDIS_URL".to_string(), "http://:hunter2@cache".to_string())];
+        let err = Config::from_parts(None, &env).unwrap_err().to_string();
+        assert!(!err.contains("hunter2") && err.contains("redis.url"), "{err}");
     }
 }

@@ -54,8 +54,10 @@ impl Engine {
             }
             let migrate_from = (d.state_version != vs.plugin.state_version).then_some(vs.plugin.state_version);
             let table = &mut self.keys[view.key_table];
+            let mut parts = 0;
             for chunk in &vs.chunks {
-                view.restore_chunk(table, chunk, snap.watermark)
+                parts += view
+                    .restore_chunk(table, chunk, snap.watermark)
                     .map_err(|e| refuse(format!("damaged state chunk: {e}")))?;
             }
             if let Some(from) = migrate_from {
@@ -67,7 +69,7 @@ impl Engine {
                     ))
                 })?;
             }
-            tracing::info!(view = %vs.plugin.view, parts = vs.parts, from_plugin = %vs.plugin.version, "view state restored");
+            tracing::info!(view = %vs.plugin.view, parts, from_plugin = %vs.plugin.version, "view state restored");
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The parser's tests: unit tests by topic, the Flink job's edge-case
-//! fixture (`tests/flink.rs`), times (`tests/times.rs`) and property tests against
-//! serde_json and a naive calendar (`tests/properties.rs`).
+//! fixture (`tests/flink.rs`), times (`tests/times.rs`), property tests against
+//! serde_json and a naive calendar (`tests/properties.rs`), and hostile input
+//! (`tests/hostile.rs`).
 //!
 //! The helpers every test file uses (`cfg`, `parse`, `ok`, `reason`,
 //! `line_with`, `time`) live here. Tests may reach any item of the parser
@@ -9,6 +10,7 @@
 use super::*;
 
 mod flink;
+mod hostile;
 mod properties;
 mod times;
 

@@ -21,6 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, EngineError};
+use crate::outage::Outage;
 use crate::source::Source;
 use crate::state::{CheckpointMeta, CheckpointStore, EngineSnapshot, StateError, load_checkpoint};
 
@@ -52,6 +53,9 @@ pub struct Checkpointer {
     /// Encoding and writing happen here while the event loop goes on.
     in_flight: Option<JoinHandle<Result<CheckpointMeta, StateError>>>,
     stats: CheckpointStats,
+    /// Failing checkpoints (a full disk, a store that does not answer):
+    /// logged when it starts, every 10 s at most, and when it ends.
+    outage: Outage,
 }
 
 impl Checkpointer {
@@ -73,6 +77,7 @@ impl Checkpointer {
             last: Instant::now(),
             in_flight: None,
             stats: CheckpointStats::default(),
+            outage: Outage::new("checkpoints"),
         })
     }
 
@@ -82,6 +87,11 @@ impl Checkpointer {
 
     pub fn stats(&self) -> &CheckpointStats {
         &self.stats
+    }
+
+    /// Checkpoints are failing now (for health checks).
+    pub fn is_failing(&self) -> bool {
+        self.outage.is_failing()
     }
 
     /// The display path of checkpoint `id`.
@@ -173,9 +183,33 @@ impl Checkpointer {
         Some(meta)
     }
 
+    /// [`Checkpointer::reap`] with a deadline: waits for the checkpoint in
+    /// flight until `deadline`, then abandons it. `Err(())` when it was
+    /// abandoned (or failed); `Ok(None)` when none was in flight.
+    #[allow(clippy::result_unit_err)]
+    pub fn reap_by(&mut self, source: &mut dyn Source, deadline: Instant) -> Result<Option<CheckpointMeta>, ()> {
+        let Some(h) = self.in_flight.as_ref() else {
+            return Ok(None);
+        };
+        while !h.is_finished() {
+            if Instant::now() >= deadline {
+                self.abandon();
+                return Err(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.reap(source, true).map(Some).ok_or(())
+    }
+
+    /// The newest complete checkpoint in the store (what a restart restores).
+    pub fn latest(&self) -> Option<CheckpointMeta> {
+        self.store.list().ok()?.pop()
+    }
+
     fn join(&mut self, h: JoinHandle<Result<CheckpointMeta, StateError>>) -> Option<CheckpointMeta> {
         match h.join() {
             Ok(Ok(meta)) => {
+                self.outage.ok();
                 self.stats.completed += 1;
                 self.stats.last_id = Some(meta.id);
                 self.stats.max_duration = self.stats.max_duration.max(Duration::from_millis(meta.duration_ms));
@@ -184,7 +218,9 @@ impl Checkpointer {
             Ok(Err(e)) => {
                 // Nothing is lost: a restore replays from an older one.
                 self.stats.failed += 1;
-                tracing::error!(error = %e, "checkpoint failed; the next one tries again");
+                self.outage.failed(&format_args!(
+                    "checkpoint failed (nothing committed; the next one tries again): {e}"
+                ));
                 None
             }
             Err(_) => {

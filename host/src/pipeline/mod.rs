@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock;
 use crate::engine::{Engine, EngineError};
+use crate::outage::Outage;
 use crate::source::{Polled, Source, SourceError};
 use crate::state::{CheckpointMeta, StateError};
 
@@ -81,6 +82,11 @@ pub struct PipelineOptions {
     /// Take a last checkpoint when stopped (not after a finish: a finished
     /// engine has no open window left to keep).
     pub final_checkpoint: bool,
+    /// How long the last checkpoint (and one still in flight) may take once
+    /// the pipeline is stopped: the sink's barrier may never pass when Redis
+    /// is gone. Past it the pipeline returns without it, and says which
+    /// checkpoint a restart will restore.
+    pub final_checkpoint_timeout: Duration,
     /// Restores in a row after retryable sink failures before giving up.
     pub max_restarts: u32,
     /// First pause before a restore; doubles up to 5 s.
@@ -94,6 +100,7 @@ impl Default for PipelineOptions {
         Self {
             finish_at_end: true,
             final_checkpoint: false,
+            final_checkpoint_timeout: Duration::from_secs(15),
             max_restarts: 10,
             restart_backoff: Duration::from_millis(100),
             poll_timeout: Duration::from_millis(50),
@@ -112,6 +119,9 @@ pub struct Summary {
     pub restarts: u32,
     /// Source errors seen (each retried).
     pub source_errors: u64,
+    /// The pipeline was stopped before its end and its last checkpoint was
+    /// not taken in time (see [`PipelineOptions::final_checkpoint_timeout`]).
+    pub final_checkpoint_missed: bool,
     /// The checkpoint the pipeline started from, if any.
     pub restored: Option<u64>,
 }
@@ -133,6 +143,8 @@ pub struct Pipeline {
     summary: Summary,
     first_record: Option<Instant>,
     last_idle_check: Instant,
+    /// The source failing (a broker down): logged once, then quietly.
+    source_outage: Outage,
 }
 
 impl Pipeline {
@@ -151,6 +163,7 @@ impl Pipeline {
             summary: Summary::default(),
             first_record: None,
             last_idle_check: Instant::now(),
+            source_outage: Outage::new("the source"),
         }
     }
 
@@ -309,12 +322,7 @@ impl Pipeline {
                 None => Ok(()),
             };
             match polled {
-                Ok(Polled::Records) => {
-                    if self.summary.source_errors > 0 && records > 0 {
-                        tracing::info!(errors = self.summary.source_errors, "the source is back");
-                        self.summary.source_errors = 0;
-                    }
-                }
+                Ok(Polled::Records) => self.source_outage.ok(),
                 Ok(Polled::Quiet) => {
                     // Quiet: hand over what has fired.
                     if outcome.is_ok() {
@@ -337,10 +345,7 @@ impl Pipeline {
                 Ok(Polled::End) => {}
                 Err(e) if e.is_retryable() => {
                     self.summary.source_errors += 1;
-                    let n = self.summary.source_errors;
-                    if n == 1 || n.is_multiple_of(100) {
-                        tracing::warn!(error = %e, errors = n, "the source failed; retrying");
-                    }
+                    self.source_outage.failed(&e);
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -363,12 +368,23 @@ impl Pipeline {
             }
         }
         if let Some(c) = &mut self.checkpoints {
-            c.reap(self.source.as_mut(), true);
-            if self.opts.final_checkpoint && !finished {
+            let deadline = Instant::now() + self.opts.final_checkpoint_timeout;
+            let mut missed = c.reap_by(self.source.as_mut(), deadline).is_err();
+            if self.opts.final_checkpoint && !finished && !missed {
                 let engine = self.engine.as_mut().expect("engine");
                 tracing::info!("taking a final checkpoint");
                 c.start(engine, &self.positions, clock::now_ms())?;
-                c.reap(self.source.as_mut(), true);
+                missed = !matches!(c.reap_by(self.source.as_mut(), deadline), Ok(Some(_)));
+            }
+            if missed && self.opts.final_checkpoint && !finished {
+                self.summary.final_checkpoint_missed = true;
+                let next = c.latest();
+                tracing::error!(
+                    timeout_s = self.opts.final_checkpoint_timeout.as_secs_f64(),
+                    next_start = ?next.as_ref().map(|m| c.path_of(m.id)),
+                    "the final checkpoint was not taken in time (the sink or the store does not answer); the next start restores {}",
+                    next.as_ref().map_or_else(|| "nothing (no checkpoint yet): it reads from the start".to_string(), |m| c.path_of(m.id))
+                );
             }
         }
         self.summary.busy = self.first_record.map_or(Duration::ZERO, |t| t.elapsed());

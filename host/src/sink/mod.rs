@@ -10,7 +10,7 @@ mod log;
 pub mod redis;
 
 pub use jsonl::{JsonlFormat, JsonlSink};
-pub use log::RecordLog;
+pub use log::{LogStats, RecordLog};
 pub use redis::RedisSink;
 
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use super::{Barrier, FeatureRecord, Sink, SinkError};
+use crate::outage::Outage;
 
 /// Counters of the Redis writer, shared with the metrics endpoint.
 #[derive(Debug, Default)]
@@ -73,7 +74,8 @@ impl RedisSink {
     pub fn start(url: &str, batch: usize) -> Result<Self, SinkError> {
         let client = redis::Client::open(url).map_err(|e| SinkError::Store {
             sink: redact(url),
-            reason: format!("invalid redis.url: {e}"),
+            // redis-rs's message may quote parts of the URL.
+            reason: scrub(&format!("invalid redis.url: {e}"), url),
             retryable: false,
         })?;
         // 64 batches of up to redis.batch records: bounded memory.
@@ -146,16 +148,32 @@ impl Sink for RedisSink {
     }
 }
 
-/// The URL without its password, for logs.
+/// The URL without its password, for logs and errors:
+/// [`crate::config::redact_url`] (user info and `pass` query values
+/// masked). A Redis URL is only ever printed through it (the API and the
+/// metrics show none).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
-        _ => url.to_string(),
+    crate::config::redact_url(url)
+}
+
+/// `text` (a message of redis-rs about `url`) with the URL redacted and
+/// every secret of it masked, should the message quote one.
+fn scrub(text: &str, url: &str) -> String {
+    let mut out = if url.is_empty() {
+        text.to_string()
+    } else {
+        text.replace(url, &redact(url))
+    };
+    for secret in crate::config::url_secrets(url) {
+        out = out.replace(&secret, "***");
     }
+    out
 }
 
 fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
     let mut conn: Option<redis::Connection> = None;
+    // Redis down is logged once, then at most every 10 s, then once back.
+    let mut outage = Outage::new("redis");
     for msg in rx {
         match msg {
             Msg::Barrier(done) => {
@@ -163,7 +181,7 @@ fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<Red
             }
             Msg::Records(records) => {
                 for chunk in records.chunks(batch) {
-                    write_with_retry(&client, &mut conn, chunk, &stats, &name);
+                    write_with_retry(&client, &mut conn, chunk, &stats, &name, &mut outage);
                 }
                 stats.queued.fetch_sub(1, Ordering::Relaxed);
             }
@@ -177,26 +195,20 @@ fn write_with_retry(
     records: &[FeatureRecord],
     stats: &RedisStats,
     name: &str,
+    outage: &mut Outage,
 ) {
     let mut backoff = Duration::from_millis(50);
-    let mut failures = 0u32;
     loop {
         if conn.is_none() {
             match connect(client) {
                 Ok(c) => {
-                    if failures > 0 {
-                        tracing::info!(redis = %name, "Redis is back; resuming writes");
-                    }
                     *conn = Some(c);
                     stats.connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
                     stats.connected.store(false, Ordering::Relaxed);
-                    failures += 1;
                     stats.retries.fetch_add(1, Ordering::Relaxed);
-                    if failures == 1 || failures.is_multiple_of(20) {
-                        tracing::warn!(redis = %name, error = %e, failures, "Redis unreachable; holding the stream and retrying");
-                    }
+                    outage.failed(&format_args!("{name} unreachable (holding the stream): {e}"));
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
@@ -207,6 +219,7 @@ fn write_with_retry(
         let c = conn.as_mut().expect("connected above");
         match write_batch(c, records) {
             Ok(()) => {
+                outage.ok();
                 let took = started.elapsed();
                 stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
                 stats.keys_written.fetch_add(records.len() as u64, Ordering::Relaxed);
@@ -229,12 +242,12 @@ fn write_with_retry(
                 return;
             }
             Err(e) => {
-                failures += 1;
                 stats.retries.fetch_add(1, Ordering::Relaxed);
                 stats.connected.store(false, Ordering::Relaxed);
-                if failures == 1 || failures.is_multiple_of(20) {
-                    tracing::warn!(redis = %name, error = %e, failures, keys = records.len(), "Redis write failed; retrying the batch");
-                }
+                outage.failed(&format_args!(
+                    "{name}: a write of {} keys failed (retried): {e}",
+                    records.len()
+                ));
                 *conn = None;
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -270,9 +283,75 @@ fn write_batch(conn: &mut redis::Connection, records: &[FeatureRecord]) -> redis
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("redis://:secret@h:6379/0"), "redis://***@h:6379/0");
-        assert_eq!(super::redact("redis://h:6379/0"), "redis://h:6379/0");
+        for (url, redacted) in [
+            ("redis://:secret@host:6379/0", "redis://***@host:6379/0"),
+            ("redis://user:secret@host", "redis://***@host"),
+            (
+                "rediss://default:secret@cache.example.com:6380/1",
+                "rediss://***@cache.example.com:6380/1",
+            ),
+            ("rediss://:secret@h/#insecure", "rediss://***@h/#insecure"),
+            // Unencoded `@`, `/`, `:` in the password: masked whole.
+            ("redis://:se@c/r:et@host:6379", "redis://***@host:6379"),
+            ("redis://:s%40cret@host", "redis://***@host"),
+            // redis-rs takes a Unix socket's password from the query.
+            (
+                "unix:///run/redis.sock?db=1&pass=secret",
+                "unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "redis+unix:///s?PASSWORD=secret&db=2",
+                "redis+unix:///s?PASSWORD=***&db=2",
+            ),
+            ("unix:///s?pa%73s=secret", "unix:///s?pa%73s=***"),
+            ("unix:///s?pass=se@cret", "unix://***"),
+            // No password: unchanged.
+            ("redis://host:6379/0", "redis://host:6379/0"),
+            ("rediss://host", "rediss://host"),
+            ("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1"),
+            ("", ""),
+            // Not URLs.
+            ("redis:secret@host", "***@host"),
+            ("secret@host", "***@host"),
+        ] {
+            assert_eq!(redact(url), redacted, "{url}");
+        }
+    }
+
+    #[test]
+    fn invalid_urls_never_echo_the_password() {
+        for url in [
+            "redis://:secret@host:notaport/0",
+            "redis://:secret@host/notadb",
+            "redis://:secret@",
+            "rediss://:secret@host/#sure",
+            "redis://:secret@host/?protocol=9",
+            "redis://:se%ZZcret@host:x",
+            "http://:secret@host",
+            "redis:secret@host",
+            "unix:///?pass=secret&db=x",
+        ] {
+            let err = match RedisSink::start(url, 16) {
+                Ok(_) => panic!("{url} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(!err.contains("secret"), "{url}: {err}");
+            assert!(err.contains("invalid redis.url"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn messages_quoting_the_url_are_scrubbed() {
+        let url = "redis://admin:p%40ss@host:6379/0";
+        let text = format!("cannot use {url}: bad password p@ss (p%40ss, admin:p%40ss)");
+        let scrubbed = scrub(&text, url);
+        assert!(!scrubbed.contains("p@ss") && !scrubbed.contains("p%40ss"), "{scrubbed}");
+        assert!(scrubbed.contains("redis://***@host:6379/0"), "{scrubbed}");
+        assert_eq!(scrub("connection refused", url), "connection refused");
+        assert_eq!(scrub("connection refused", ""), "connection refused");
     }
 }

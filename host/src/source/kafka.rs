@@ -8,17 +8,85 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use smallvec::SmallVec;
 
 use super::{BLOCK, Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
+use crate::outage::Outage;
+
+/// librdkafka's own errors and log lines, routed through an [`Outage`]: a
+/// broker that is down makes librdkafka report every reconnect attempt,
+/// several a second; the log gets the first, then one line per 10 s with a
+/// count, then one when it is back (the next message).
+#[derive(Default)]
+pub struct QuietContext {
+    outage: Mutex<Option<Outage>>,
+}
+
+impl QuietContext {
+    fn failed(&self, what: &dyn std::fmt::Display) {
+        let mut o = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        o.get_or_insert_with(|| Outage::new("kafka")).failed(what);
+    }
+
+    /// A message or metadata came through: an outage, if any, has ended.
+    pub fn ok(&self) {
+        if let Ok(mut o) = self.outage.try_lock()
+            && let Some(o) = o.as_mut()
+        {
+            o.ok();
+        }
+    }
+
+    /// Failing now (for health checks).
+    pub fn is_failing(&self) -> bool {
+        self.outage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(Outage::is_failing)
+    }
+}
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                self.failed(&format_args!("librdkafka {fac}: {log_message}"))
+            }
+            _ => tracing::debug!(target: "librdkafka", "{fac}: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.failed(&format_args!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for QuietContext {}
+
+impl ProducerContext for QuietContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.ok(),
+            Err((e, _)) => self.failed(&format_args!("delivery failed: {e}")),
+        }
+    }
+}
 
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<QuietContext>,
     pub topic: String,
     brokers: String,
     pub partitions: Vec<i32>,
@@ -53,11 +121,13 @@ impl KafkaSource {
         for (k, v) in &cfg.properties {
             cc.set(k, v);
         }
-        let consumer: BaseConsumer = cc.create().map_err(|e| SourceError::Config {
-            source_name: format!("kafka topic {}", cfg.topic),
-            reason: e.to_string(),
-        })?;
-        let mut attempt = 0u32;
+        let consumer: BaseConsumer<QuietContext> =
+            cc.create_with_context(QuietContext::default())
+                .map_err(|e| SourceError::Config {
+                    source_name: format!("kafka topic {}", cfg.topic),
+                    reason: e.to_string(),
+                })?;
+        let mut waiting = Outage::new("kafka metadata");
         loop {
             match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
                 Ok(md) => {
@@ -68,6 +138,7 @@ impl KafkaSource {
                         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
                         .collect();
                     if !parts.is_empty() {
+                        waiting.ok();
                         let mut partitions = parts;
                         partitions.sort();
                         return Ok(Self {
@@ -80,14 +151,13 @@ impl KafkaSource {
                             last_message: Instant::now(),
                         });
                     }
-                    if attempt.is_multiple_of(10) {
-                        tracing::warn!(topic = %cfg.topic, brokers = %cfg.brokers, "topic not found (yet); waiting for it");
-                    }
+                    waiting.failed(&format_args!(
+                        "topic {} not found (yet) on {}; waiting for it",
+                        cfg.topic, cfg.brokers
+                    ));
                 }
                 Err(e) => {
-                    if attempt.is_multiple_of(10) {
-                        tracing::warn!(brokers = %cfg.brokers, error = %e, "Kafka unreachable; retrying");
-                    }
+                    waiting.failed(&format_args!("{} unreachable: {e}", cfg.brokers));
                 }
             }
             if give_up() {
@@ -96,7 +166,6 @@ impl KafkaSource {
                     reason: "stopped while waiting for the topic's metadata".into(),
                 });
             }
-            attempt += 1;
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -246,6 +315,7 @@ impl Source for KafkaSource {
             Some(Err(e)) => return Err(self.unavailable(e.to_string())),
             Some(Ok(m)) => m,
         };
+        self.consumer.context().ok();
         // Take what else is already here, up to a block, and hand over
         // each partition's run of it at once.
         let mut block: SmallVec<[BorrowedMessage<'_>; BLOCK]> = smallvec::smallvec![first];

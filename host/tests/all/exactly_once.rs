@@ -334,3 +334,72 @@ fn a_sink_that_never_recovers_stops_the_pipeline_with_its_error() {
     assert!(text.contains("giving up after 3 restores"), "{text}");
     assert!(text.contains("fails on purpose"), "{text}");
 }
+
+/// A store whose disk is full for its first `full_for` puts.
+struct FullDisk {
+    inner: MemoryStore,
+    full_for: Mutex<u32>,
+}
+
+impl CheckpointStore for FullDisk {
+    fn path(&self) -> &str {
+        "full-disk"
+    }
+    fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), featherflow::state::StateError> {
+        let mut left = self.full_for.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(featherflow::state::StateError::Store {
+                path: format!("full-disk/chk-{id}"),
+                reason: "No space left on device (os error 28)".into(),
+            });
+        }
+        self.inner.put_chunk(id, name, bytes)
+    }
+    fn commit(&self, meta: &featherflow::state::CheckpointMeta) -> Result<(), featherflow::state::StateError> {
+        self.inner.commit(meta)
+    }
+    fn list(&self) -> Result<Vec<featherflow::state::CheckpointMeta>, featherflow::state::StateError> {
+        self.inner.list()
+    }
+    fn read(&self, id: u64) -> Result<featherflow::state::StoredCheckpoint, featherflow::state::StateError> {
+        self.inner.read(id)
+    }
+    fn delete(&self, id: u64) -> Result<(), featherflow::state::StateError> {
+        self.inner.delete(id)
+    }
+}
+
+#[test]
+fn a_full_checkpoint_disk_is_survived_and_never_leaves_a_partial_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = log(&dir);
+    let plugins = plugins();
+    let expected = uninterrupted(&plugins, &path);
+    let full = Arc::new(FullDisk {
+        inner: MemoryStore::new(),
+        full_for: Mutex::new(5),
+    });
+    let store: Arc<dyn CheckpointStore> = full.clone();
+    let sink = Store::default();
+    let mut p = Pipeline::new(
+        engine(&plugins, sink.clone()),
+        Box::new(FileSource::open(&path).unwrap()),
+        PipelineOptions::default(),
+    )
+    .with_checkpoints(Checkpointer::new(store.clone(), "test", Duration::ZERO, 100).unwrap());
+    p.start(None).unwrap();
+    p.run(&|| false).unwrap();
+    let stats = p.checkpoints().unwrap().stats().clone();
+    assert_eq!(stats.failed, 5, "every put on the full disk failed its checkpoint");
+    assert!(stats.completed >= 1, "checkpoints resumed once the disk had room");
+    assert!(!p.checkpoints().unwrap().is_failing(), "the outage ended");
+    // The engine went on: the output is whole.
+    assert_eq!(sorted(sink.writes()), sorted(expected));
+    // Every listed checkpoint is complete and reads back verified.
+    let listed = store.list().unwrap();
+    assert_eq!(listed.len() as u64, stats.completed);
+    for m in listed {
+        store.read(m.id).unwrap();
+    }
+}

@@ -661,3 +661,136 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// What is gone when the engine is told to stop.
+#[derive(Clone, Copy, Debug)]
+enum Gone {
+    Redis,
+    Broker,
+    Both,
+}
+
+/// Run the job, take `gone` away, SIGTERM it: it must end within
+/// `engine.shutdown-timeout` (5 s here) plus a little, with a final
+/// checkpoint when Redis answers and, when it does not, exit code 3 and a
+/// message naming the checkpoint the next start restores.
+fn stop_with(gone: Gone) {
+    let mut s = setup_unproduced(200_000, 5_000);
+    // Half the log now; the other half once something is gone, so that the
+    // engine has outputs Redis never acknowledges.
+    let text = std::fs::read_to_string(&s.events).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let (first, second) = (s.dir.path().join("first.jsonl"), s.dir.path().join("second.jsonl"));
+    std::fs::write(&first, lines[..lines.len() / 2].join("\n") + "\n").unwrap();
+    std::fs::write(&second, lines[lines.len() / 2..].join("\n") + "\n").unwrap();
+    s.produce(&first, false);
+    let config = s.config("500ms");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[engine]\nshutdown-timeout = \"5s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let log = s.dir.path().join("engine.log");
+    let mut child = featherflow()
+        .env("RUST_LOG", "info")
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Running, with at least one checkpoint taken.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log).unwrap().contains("checkpoint complete") {
+        assert!(Instant::now() < deadline, "no checkpoint within 30 s");
+        assert!(child.try_wait().unwrap().is_none(), "the engine exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if matches!(gone, Gone::Redis | Gone::Both) {
+        s.redis.child.kill().unwrap();
+        s.produce(&second, false);
+    }
+    if matches!(gone, Gone::Broker | Gone::Both) {
+        s.broker.child.kill().unwrap();
+    }
+    // Let the engine read on, and the writer and the consumer notice.
+    std::thread::sleep(Duration::from_secs(2));
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    let asked = Instant::now();
+    services::signal(child.id(), "TERM");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(8),
+            "{gone:?} gone: still running 8 s after SIGTERM (shutdown-timeout 5 s)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = asked.elapsed();
+    let log = std::fs::read_to_string(&log).unwrap();
+    let after = &log[before..];
+    match gone {
+        Gone::Broker => {
+            assert!(
+                status.success(),
+                "broker gone, Redis up: a clean stop ({status}):\n{after}"
+            );
+            assert!(
+                after.contains("checkpoint complete"),
+                "the final checkpoint is taken:\n{after}"
+            );
+        }
+        Gone::Redis | Gone::Both => {
+            assert_eq!(
+                status.code(),
+                Some(3),
+                "Redis gone: no final checkpoint ({status}):\n{after}"
+            );
+            assert!(
+                after.contains("the next start restores") && after.contains("chk-"),
+                "the log says which checkpoint the next start restores:\n{after}"
+            );
+        }
+    }
+    // Quiet: an outage is a few lines, not one per retry.
+    let warnings = after
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .count();
+    assert!(warnings <= 12, "{warnings} warning/error lines in {took:?}:\n{after}");
+}
+
+#[test]
+fn sigterm_with_redis_gone_ends_within_the_shutdown_timeout() {
+    stop_with(Gone::Redis);
+}
+
+#[test]
+fn sigterm_with_the_broker_gone_still_takes_the_final_checkpoint() {
+    stop_with(Gone::Broker);
+}
+
+#[test]
+fn sigterm_with_redis_and_the_broker_gone_ends_within_the_shutdown_timeout() {
+    stop_with(Gone::Both);
+}
+
+/// `produce` without a broker: one clear line within 10 s, not a stream of
+/// librdkafka errors.
+#[test]
+fn produce_without_a_broker_fails_fast_with_one_clear_line() {
+    let port = services::free_port();
+    let started = Instant::now();
+    let out = featherflow()
+        .env("RUST_LOG", "info")
+        .args(["produce", "--brokers", &format!("127.0.0.1:{port}"), "--events", "10"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(13), "took {took:?}:\n{stderr}");
+    assert!(stderr.contains("cannot reach the Kafka broker"), "{stderr}");
+    let lines = stderr.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines <= 3, "{lines} lines:\n{stderr}");
+}

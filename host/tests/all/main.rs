@@ -7,6 +7,7 @@
 mod checkpoint;
 mod exactly_once;
 mod golden;
+mod hostile_input;
 mod hotswap;
 mod kafka_redis;
 mod sandbox;

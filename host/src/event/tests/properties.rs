@@ -201,7 +201,7 @@ prop_compose! {
 
 /// serde_json's reading of the first JSON value of a line, if that is an
 /// object (trailing text ignored, like Jackson).
-fn serde_first_object(line: &[u8]) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
+pub(super) fn serde_first_object(line: &[u8]) -> Result<Option<serde_json::Map<String, serde_json::Value>>, String> {
     use serde::Deserialize;
     let mut de = serde_json::Deserializer::from_slice(line);
     match serde_json::Value::deserialize(&mut de) {
@@ -256,7 +256,7 @@ fn check_against_serde(text: &[u8], zone_offset_ms: i64) -> Result<(), TestCaseE
     Ok(())
 }
 
-fn is_field_level(r: BadReason) -> bool {
+pub(super) fn is_field_level(r: BadReason) -> bool {
     matches!(
         r,
         BadReason::MissingField(_)

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Soak benchmark of `featherflow run` (not a test): a steady stream for
+# DURATION seconds with, along the way, Redis stopped for a while, the broker
+# stopped for a while, a plugin hot swap, and the engine SIGKILLed and
+# restarted; users churn (most user ids appear in one window only). Prints
+# the engine's RSS over time, its restarts, and at the end the records lost
+# (must be 0) and the Redis diff against `featherflow replay` of every event
+# sent (must be empty).
+#   DURATION=3600 RATE=2000 USERS=1000000 scripts/soak.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-3600}     # seconds of wall time the producer runs
+RATE=${RATE:-2000}             # events per second of wall time
+EVENT_RATE=${EVENT_RATE:-200}  # events per second of event time (10x the wall clock at the defaults)
+USERS=${USERS:-1000000}
+OUTAGE=${OUTAGE:-$((DURATION / 15))}  # seconds each of Redis and the broker is stopped
+scripts/deps.sh >/dev/null
+make -s engine plugins >/dev/null
+cargo build -q --profile wasm --target wasm32-wasip2 -p v3-user-activity
+
+DIR=$(mktemp -d /tmp/featherflow-soak.XXXXXX)
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+RPORT=$(port); KPORT=$(port); APORT=$(port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$DIR/redis.log" 2>&1 &
+RPID=$!
+.tools/tansu broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
+  --storage-engine memory://tansu/ --silent >"$DIR/tansu.log" 2>&1 &
+KPID=$!
+EPID=""; PPID_GEN=""
+cleanup() {
+  kill -CONT $RPID $KPID 2>/dev/null || true
+  kill $EPID $PPID_GEN $RPID $KPID 2>/dev/null || true
+  echo "(logs and data in $DIR)"
+}
+trap cleanup EXIT
+sleep 0.5
+.tools/tansu topic create ecommerce-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+mkdir -p "$DIR/plugins"
+cp plugins/user-activity.wasm plugins/session-stats.wasm "$DIR/plugins/"
+cat >"$DIR/ff.toml" <<TOML
+[kafka]
+brokers = "127.0.0.1:$KPORT"
+[redis]
+url = "redis://127.0.0.1:$RPORT/0"
+[checkpoint]
+dir = "$DIR/checkpoints"
+interval = "10s"
+[plugins]
+dir = "$DIR/plugins"
+[output]
+dead-letter = "$DIR/dead-letter.jsonl"
+[api]
+listen = "127.0.0.1:$APORT"
+TOML
+
+BIN=target/release/featherflow
+start_engine() {
+  RUST_LOG=info $BIN run --config "$DIR/ff.toml" >>"$DIR/engine.log" 2>&1 &
+  EPID=$!
+}
+rss_mib() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+
+echo "== soak: ${DURATION}s at $RATE events/s, $USERS users, event time ${EVENT_RATE} events/s; outages of ${OUTAGE}s"
+start_engine
+$BIN produce --brokers "127.0.0.1:$KPORT" --rate "$RATE" --event-rate "$EVENT_RATE" --users "$USERS" \
+  --events 1000000000000 --duration "${DURATION}s" --to-file "$DIR/sent.jsonl" >"$DIR/producer.log" 2>&1 &
+PPID_GEN=$!
+
+restarts=0; t0=$SECONDS; next_sample=0
+printf '%8s %10s %10s  %s\n' "t (s)" "RSS (MiB)" "sent" "event"
+while kill -0 $PPID_GEN 2>/dev/null; do
+  t=$((SECONDS - t0)); ev=""
+  case $t in
+    $((DURATION * 2 / 12))) kill -STOP $RPID; ev="Redis stopped" ;;
+    $((DURATION * 2 / 12 + OUTAGE))) kill -CONT $RPID; ev="Redis back" ;;
+    $((DURATION * 5 / 12))) kill -STOP $KPID; ev="broker stopped" ;;
+    $((DURATION * 5 / 12 + OUTAGE))) kill -CONT $KPID; ev="broker back" ;;
+    $((DURATION * 7 / 12)))
+      cp target/wasm32-wasip2/wasm/v3_user_activity.wasm "$DIR/plugins/user-activity.wasm.tmp"
+      mv "$DIR/plugins/user-activity.wasm.tmp" "$DIR/plugins/user-activity.wasm"; ev="hot swap user-activity v1 -> v3 (state migrated)" ;;
+    $((DURATION * 9 / 12))) kill -KILL $EPID; wait $EPID 2>/dev/null || true; restarts=$((restarts + 1)); start_engine; ev="engine SIGKILLed and restarted" ;;
+  esac
+  if [ $t -ge $next_sample ] || [ -n "$ev" ]; then
+    printf '%8d %10s %10s  %s\n' "$t" "$(rss_mib $EPID)" "$(wc -l <"$DIR/sent.jsonl" 2>/dev/null || echo 0)" "$ev"
+    [ $t -ge $next_sample ] && next_sample=$((next_sample + DURATION / 30 + 1))
+  fi
+  sleep 1
+done
+sent=$(wc -l <"$DIR/sent.jsonl")
+echo "== producer done: $sent events sent; letting the engine catch up, then stopping it (SIGTERM)"
+sleep 15
+kill -TERM $EPID; wait $EPID || true
+echo "== firing the windows still open: featherflow run --bounded (reads to the end, fires everything)"
+RUST_LOG=warn $BIN run --bounded --no-api --config "$DIR/ff.toml" 2>>"$DIR/engine.log" | tail -1 || true
+echo "== reference: featherflow replay of every event sent, into Redis db 1"
+RUST_LOG=warn $BIN replay --events "$DIR/sent.jsonl" --plugins plugins --redis "redis://127.0.0.1:$RPORT/1" --dead-letter '' 2>"$DIR/replay.log"
+grep -m1 "^records read" "$DIR/replay.log" || tail -3 "$DIR/replay.log"
+python3 - "$RPORT" "$sent" "$restarts" "$DIR/engine.log" <<'PY'
+import socket, sys
+port, sent, restarts, log = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+class Redis:
+    def __init__(self, db):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.f = self.sock.makefile("rb")
+        self.call(["SELECT", str(db)])
+    def send(self, cmds):
+        out = []
+        for args in cmds:
+            out.append(b"*%d\r\n" % len(args))
+            for a in args:
+                a = a.encode() if isinstance(a, str) else a
+                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return [self.read() for _ in cmds]
+    def call(self, args):
+        return self.send([args])[0]
+    def read(self):
+        line = self.f.readline()
+        t, rest = line[:1], line[1:-2]
+        if t in (b"+", b"-"): return rest.decode()
+        if t == b":": return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b"*": return [self.read() for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply {line!r}")
+def dump(db):
+    r = Redis(db)
+    out, cursor = {}, "0"
+    while True:
+        cursor, keys = r.call(["SCAN", cursor, "COUNT", "1000"])
+        replies = r.send([c for k in keys for c in (["HGETALL", k], ["TTL", k])])
+        for i, k in enumerate(keys):
+            h, ttl = replies[2 * i], replies[2 * i + 1]
+            out[k] = (tuple(sorted(zip(h[::2], h[1::2]))), ttl > 0)
+        if cursor == "0": return out
+a, b = dump(0), dump(1)
+missing = [k for k in b if k not in a]
+extra = [k for k in a if k not in b]
+differ = [k for k in b if k in a and a[k][0] != b[k][0]]
+no_ttl = [k for k in a if not a[k][1]]
+text = open(log, errors="replace").read()
+print(f"== result: {sent} events sent; engine restarts {restarts}; keys: run {len(a)}, replay {len(b)}")
+print(f"   records lost: {len(missing)} keys missing, {len(differ)} keys with other values, {len(extra)} extra keys, {len(no_ttl)} keys without TTL")
+print(f"   log lines: {text.count(' WARN ')} WARN, {text.count(' ERROR ')} ERROR over the whole run")
+for k in (missing + differ + extra)[:5]:
+    print("   e.g.", k, a.get(k), b.get(k))
+sys.exit(1 if missing or differ or extra or no_ttl else 0)
+PY
