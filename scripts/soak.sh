@@ -81,7 +81,7 @@ while kill -0 $PPID_GEN 2>/dev/null; do
     $((DURATION * 9 / 12))) kill -KILL $EPID; wait $EPID 2>/dev/null || true; restarts=$((restarts + 1)); start_engine; ev="engine SIGKILLed and restarted" ;;
   esac
   if [ $t -ge $next_sample ] || [ -n "$ev" ]; then
-    printf '%8d %10s %10s  %s\n' "$t" "$(rss_mib $EPID)" "$(wc -l <"$DIR/sent.jsonl" 2>/dev/null || echo 0)" "$ev"
+    printf '%8d %10s %10s  %s\n' "$t" "$(rss_mib $EPID)" "$( (wc -l <"$DIR/sent.jsonl") 2>/dev/null || echo 0)" "$ev"
     [ $t -ge $next_sample ] && next_sample=$((next_sample + DURATION / 30 + 1))
   fi
   sleep 1
@@ -142,7 +142,9 @@ no_ttl = [k for k in a if not a[k][1]]
 text = open(log, errors="replace").read()
 print(f"== result: {sent} events sent; engine restarts {restarts}; keys: run {len(a)}, replay {len(b)}")
 print(f"   records lost: {len(missing)} keys missing, {len(differ)} keys with other values, {len(extra)} extra keys, {len(no_ttl)} keys without TTL")
-print(f"   log lines: {text.count(' WARN ')} WARN, {text.count(' ERROR ')} ERROR over the whole run")
+import re
+plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+print(f"   log lines: {len(re.findall(r' WARN ', plain))} WARN, {len(re.findall(r' ERROR ', plain))} ERROR over the whole run")
 for k in (missing + differ + extra)[:5]:
     print("   e.g.", k, a.get(k), b.get(k))
 sys.exit(1 if missing or differ or extra or no_ttl else 0)

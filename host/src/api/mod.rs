@@ -53,6 +53,9 @@ pub struct Status {
     pub topic: String,
     pub sources_assigned: bool,
     pub kafka_errors: u64,
+    /// Causes failing right now (`"the source"`, `"checkpoints"`), each
+    /// logged once when it started (see `outage`).
+    pub failing: Vec<String>,
     pub watermark: i64,
     pub engine: Stats,
     pub views: Vec<ViewStatus>,
@@ -137,8 +140,9 @@ async fn ready(State(state): State<ApiState>) -> Response {
         "sources_assigned": s.sources_assigned,
         "redis_reachable": redis_ok,
         "checkpoint_recent": recent,
+        "failing": s.failing,
     });
-    let code = if s.sources_assigned && redis_ok && recent {
+    let code = if s.sources_assigned && redis_ok && recent && s.failing.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -699,6 +703,23 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("<title>featherflow</title>"));
         assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_failing_cause_makes_the_engine_not_ready_and_says_which() {
+        let state = state();
+        state.status.lock().unwrap().failing = vec!["the source".into()];
+        let resp = router(state)
+            .oneshot(
+                axum::http::Request::get("/health/ready")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).contains("\"failing\":[\"the source\"]"));
     }
 
     const TOKEN: &str = "s3cret-t0ken";

@@ -119,6 +119,8 @@ pub struct Summary {
     pub restarts: u32,
     /// Source errors seen (each retried).
     pub source_errors: u64,
+    /// The source is failing now.
+    pub source_failing: bool,
     /// The pipeline was stopped before its end and its last checkpoint was
     /// not taken in time (see [`PipelineOptions::final_checkpoint_timeout`]).
     pub final_checkpoint_missed: bool,
@@ -322,7 +324,10 @@ impl Pipeline {
                 None => Ok(()),
             };
             match polled {
-                Ok(Polled::Records) => self.source_outage.ok(),
+                Ok(Polled::Records) => {
+                    self.source_outage.ok();
+                    self.summary.source_failing = false;
+                }
                 Ok(Polled::Quiet) => {
                     // Quiet: hand over what has fired.
                     if outcome.is_ok() {
@@ -346,6 +351,7 @@ impl Pipeline {
                 Err(e) if e.is_retryable() => {
                     self.summary.source_errors += 1;
                     self.source_outage.failed(&e);
+                    self.summary.source_failing = true;
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -116,6 +116,13 @@ impl StatusPublisher {
         s.topic = source.name().to_string();
         s.sources_assigned = true;
         s.kafka_errors = summary.source_errors;
+        s.failing.clear();
+        if summary.source_failing {
+            s.failing.push("the source".into());
+        }
+        if checkpoints.is_some_and(Checkpointer::is_failing) {
+            s.failing.push("checkpoints".into());
+        }
         s.watermark = engine.watermark();
         s.engine = engine.stats.clone();
         s.views = views;
