@@ -504,6 +504,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         );
         let _ = writeln!(o, "featherflow_plugin_call_seconds_count{{{l}}} {}", st.plugin_calls);
     }
+    let _ = writeln!(
+        o,
+        "featherflow_watermark_wall_clock_advances_total {}",
+        s.engine.wall_clock_advances
+    );
     let _ = writeln!(o, "featherflow_watermark_ms{{partition=\"all\"}} {}", s.watermark);
     for p in &s.partitions {
         let _ = writeln!(

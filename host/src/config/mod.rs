@@ -87,6 +87,10 @@ pub struct TimeConfig {
     pub out_of_orderness: Duration,
     #[serde(with = "humantime_serde_compat")]
     pub idle_timeout: Duration,
+    /// What the watermark does once every partition has been idle for
+    /// `idle-timeout`: "hold" (default; deterministic) or "wall-clock"
+    /// (advance with the wall clock, so a quiet stream's windows close).
+    pub idle_watermark: crate::time::IdleWatermark,
     #[serde(with = "humantime_serde_compat")]
     pub max_future_skew: Duration,
 }
@@ -506,6 +510,15 @@ mod tests {
         assert!(err.to_string().contains("interval"), "{err}");
         let err = Config::from_parts(Some(("f.toml", "[time]\nzone = \"Mars/Base\"\n")), &[]).unwrap_err();
         assert!(err.to_string().contains("time.zone"), "{err}");
+        let err = Config::from_parts(Some(("f.toml", "[time]\nidle-watermark = \"sometimes\"\n")), &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("idle-watermark") && err.to_string().contains("wall-clock"),
+            "{err}"
+        );
+        let c = Config::from_parts(Some(("f.toml", "[time]\nidle-watermark = \"wall-clock\"\n")), &[]).unwrap();
+        assert_eq!(c.time.idle_watermark, crate::time::IdleWatermark::WallClock);
+        let err = Config::from_parts(Some(("f.toml", "[engine]\nshutdown-timeout = \"10ms\"\n")), &[]).unwrap_err();
+        assert!(err.to_string().contains("engine.shutdown-timeout"), "{err}");
         let env = vec![("FEATHERFLOW_CHECKPOINT_RETAIN".to_string(), "many".to_string())];
         let err = Config::from_parts(None, &env).unwrap_err();
         assert!(err.to_string().contains("checkpoint.retain"), "{err}");

@@ -50,7 +50,7 @@ use crate::event::{self, Event, ParserConfig};
 use crate::plugin::Plugin;
 use crate::sink::{FeatureRecord, RecordLog, Sink, SinkError};
 use crate::source::BLOCK;
-use crate::time::Watermarks;
+use crate::time::{IdleWatermark, Watermarks};
 use crate::window::KeyId;
 
 /// Per event: the interned key (and its text) of each key table, once known.
@@ -65,6 +65,8 @@ pub struct EngineConfig {
     pub out_of_orderness_ms: i64,
     /// `None`: partitions never turn idle (bounded inputs).
     pub idle_timeout_ms: Option<i64>,
+    /// What the watermark does while every partition is idle.
+    pub idle_watermark: IdleWatermark,
     /// Consecutive failed plugin calls after which a view is disabled.
     pub max_plugin_failures: u32,
 }
@@ -83,6 +85,7 @@ impl EngineConfig {
             },
             out_of_orderness_ms: config.time.out_of_orderness.as_millis() as i64,
             idle_timeout_ms: idle.then_some(config.time.idle_timeout.as_millis() as i64),
+            idle_watermark: config.time.idle_watermark,
             max_plugin_failures: config.plugins.max_failures,
         }
     }
@@ -100,6 +103,7 @@ impl Default for EngineConfig {
             },
             out_of_orderness_ms: 10_000,
             idle_timeout_ms: None,
+            idle_watermark: IdleWatermark::Hold,
             max_plugin_failures: 3,
         }
     }
@@ -134,6 +138,9 @@ pub struct Stats {
     pub bad_records: u64,
     pub bad_by_reason: BTreeMap<&'static str, u64>,
     pub windows_fired: u64,
+    /// Times the watermark advanced with the wall clock (all partitions
+    /// idle, `time.idle-watermark = "wall-clock"`).
+    pub wall_clock_advances: u64,
     /// The last few bad records (newest last), for the dashboard.
     pub recent_bad: std::collections::VecDeque<BadSample>,
 }
@@ -174,7 +181,8 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: EngineConfig, sink: Box<dyn Sink>) -> Self {
         Self {
-            watermarks: Watermarks::new(cfg.out_of_orderness_ms, cfg.idle_timeout_ms),
+            watermarks: Watermarks::new(cfg.out_of_orderness_ms, cfg.idle_timeout_ms)
+                .with_idle_watermark(cfg.idle_watermark),
             cfg,
             key_fields: Vec::new(),
             keys: Vec::new(),
@@ -546,6 +554,7 @@ impl Engine {
     pub fn check_idle(&mut self, now_ms: i64) -> Result<(), EngineError> {
         let wm = self.watermarks.current();
         let new_wm = self.watermarks.check_idle(now_ms);
+        self.stats.wall_clock_advances = self.watermarks.wall_clock_advances();
         if new_wm != wm {
             self.advance(new_wm)?;
         }

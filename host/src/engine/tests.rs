@@ -357,3 +357,37 @@ fn a_rebuilt_engine_keeps_plugins_and_counters_but_no_state() {
     assert_eq!(engine.stats.events, events);
     assert_eq!(engine.watermark(), crate::time::MIN_WATERMARK);
 }
+
+/// A quiet stream: three events, then nothing for 11 minutes of wall time.
+fn quiet_stream(mode: crate::time::IdleWatermark) -> (usize, u64) {
+    let (mut engine, _pe, records) = engine_with("session-stats");
+    engine.cfg.idle_timeout_ms = Some(30_000);
+    engine.watermarks = crate::time::Watermarks::new(10_000, Some(30_000)).with_idle_watermark(mode);
+    engine.add_partition(0, 0);
+    for i in 0..3u64 {
+        let line = format!(
+            "{{\"event_time\":{},\"event_type\":\"view\",\"user_id\":\"u1\",\"price\":1.0}}",
+            1_704_067_200_000 + i as i64 * 1000
+        );
+        let pos = Position {
+            partition: 0,
+            offset: i,
+        };
+        engine.process_record(pos, line.as_bytes(), 0).unwrap();
+    }
+    for wall in (0..=11 * 60_000).step_by(10_000) {
+        engine.check_idle(wall).unwrap();
+    }
+    engine.flush().unwrap();
+    let n = records.lock().unwrap().len();
+    (n, engine.stats.wall_clock_advances)
+}
+
+#[test]
+fn a_quiet_streams_session_closes_only_with_the_wall_clock_watermark() {
+    let (held, advances) = quiet_stream(crate::time::IdleWatermark::Hold);
+    assert_eq!((held, advances), (0, 0), "hold: the session stays open");
+    let (closed, advances) = quiet_stream(crate::time::IdleWatermark::WallClock);
+    assert_eq!(closed, 1, "wall-clock: the 10-minute gap passed in wall time");
+    assert!(advances > 0);
+}

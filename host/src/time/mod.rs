@@ -9,6 +9,14 @@
 //! watermark is the minimum over partitions that are not idle, and never moves
 //! backwards. A partition that has seen nothing for `idle_timeout` of wall
 //! time stops holding the others back until its next event.
+//!
+//! When every partition is idle, the watermark holds by default
+//! ([`IdleWatermark::Hold`]): replay stays a pure function of its input.
+//! With [`IdleWatermark::WallClock`] it then advances as the wall clock
+//! does, from where it stood when the last partition went idle, so that the
+//! windows and sessions of a quiet stream still close. The trade: an event
+//! that arrives after such an advance may be late for windows that an
+//! uninterrupted stream would have kept open.
 
 /// The watermark before any event: nothing can be late yet.
 pub const MIN_WATERMARK: i64 = i64::MIN;
@@ -24,12 +32,30 @@ struct PartitionClock {
     idle: bool,
 }
 
+/// What the watermark does while every partition is idle
+/// (`time.idle-watermark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdleWatermark {
+    /// Stay where it is until an event arrives (deterministic).
+    #[default]
+    Hold,
+    /// Advance with the wall clock from where it stood when the last
+    /// partition went idle.
+    WallClock,
+}
+
 /// Watermarks of one job, per source partition.
 #[derive(Debug, Clone)]
 pub struct Watermarks {
     out_of_orderness_ms: i64,
     /// `None` disables idleness (file replay: one partition, never idle).
     idle_timeout_ms: Option<i64>,
+    idle_watermark: IdleWatermark,
+    /// Since when (wall ms) every partition is idle, and the watermark then.
+    all_idle_since: Option<(i64, i64)>,
+    /// Times the watermark advanced with the wall clock.
+    wall_clock_advances: u64,
     partitions: Vec<PartitionClock>,
     /// The combined watermark; monotonic.
     current: i64,
@@ -40,9 +66,23 @@ impl Watermarks {
         Self {
             out_of_orderness_ms,
             idle_timeout_ms,
+            idle_watermark: IdleWatermark::Hold,
+            all_idle_since: None,
+            wall_clock_advances: 0,
             partitions: Vec::new(),
             current: MIN_WATERMARK,
         }
+    }
+
+    /// What the watermark does while every partition is idle.
+    pub fn with_idle_watermark(mut self, mode: IdleWatermark) -> Self {
+        self.idle_watermark = mode;
+        self
+    }
+
+    /// Times the watermark advanced with the wall clock.
+    pub fn wall_clock_advances(&self) -> u64 {
+        self.wall_clock_advances
     }
 
     /// The combined watermark.
@@ -89,6 +129,9 @@ impl Watermarks {
         let clock = &mut self.partitions[partition];
         clock.last_active_ms = wall_ms;
         let was_idle = std::mem::replace(&mut clock.idle, false);
+        if was_idle {
+            self.all_idle_since = None;
+        }
         if candidate <= clock.watermark && !was_idle {
             return self.current;
         }
@@ -109,7 +152,23 @@ impl Watermarks {
                 changed = true;
             }
         }
-        if changed { self.recompute() } else { self.current }
+        if changed {
+            self.recompute();
+        }
+        if self.idle_watermark == IdleWatermark::WallClock
+            && !self.partitions.is_empty()
+            && self.partitions.iter().all(|p| p.idle)
+        {
+            let (since, base) = *self.all_idle_since.get_or_insert((wall_ms, self.current));
+            if base != MIN_WATERMARK {
+                let target = base.saturating_add(wall_ms.saturating_sub(since));
+                if target > self.current {
+                    self.current = target;
+                    self.wall_clock_advances += 1;
+                }
+            }
+        }
+        self.current
     }
 
     /// End of a bounded input: every window fires.
@@ -176,6 +235,46 @@ mod tests {
         assert_eq!(w.observe(1, 5_000, 32_000), 9_999);
         assert_eq!(w.observe(0, 20_000, 32_000), 9_999);
         assert_eq!(w.observe(1, 30_000, 32_000), 19_999);
+    }
+
+    #[test]
+    fn all_idle_holds_by_default() {
+        let mut w = Watermarks::new(0, Some(1_000));
+        w.add_partition(0, 0);
+        assert_eq!(w.observe(0, 50_000, 0), 49_999);
+        for wall in [1_000, 5_000, 60_000] {
+            assert_eq!(w.check_idle(wall), 49_999);
+        }
+        assert_eq!(w.wall_clock_advances(), 0);
+    }
+
+    #[test]
+    fn all_idle_advances_with_the_wall_clock_when_asked() {
+        let mut w = Watermarks::new(0, Some(1_000)).with_idle_watermark(IdleWatermark::WallClock);
+        w.add_partition(0, 0);
+        w.add_partition(1, 0);
+        assert_eq!(w.observe(0, 50_000, 0), MIN_WATERMARK);
+        assert_eq!(w.observe(1, 40_000, 0), 39_999);
+        // Both idle at 1 s of wall time: from then on, wall time moves it.
+        assert_eq!(w.check_idle(1_000), 39_999);
+        assert_eq!(w.check_idle(11_000), 49_999);
+        assert_eq!(w.check_idle(61_000), 99_999);
+        assert_eq!(w.wall_clock_advances(), 2);
+        // An event ends the advance; it never moves back.
+        assert_eq!(w.observe(0, 60_000, 61_500), 99_999);
+        assert_eq!(w.check_idle(62_000), 99_999);
+        // One partition active, the other idle: no wall-clock advance.
+        assert_eq!(w.observe(0, 200_000, 62_400), 199_999);
+        assert_eq!(w.check_idle(63_000), 199_999);
+        assert_eq!(w.wall_clock_advances(), 2);
+    }
+
+    #[test]
+    fn no_events_no_advance() {
+        let mut w = Watermarks::new(0, Some(1_000)).with_idle_watermark(IdleWatermark::WallClock);
+        w.add_partition(0, 0);
+        assert_eq!(w.check_idle(100_000), MIN_WATERMARK);
+        assert_eq!(w.check_idle(200_000), MIN_WATERMARK);
     }
 
     #[test]
