@@ -17,7 +17,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::engine::{Stats, ViewStats};
-use crate::sink::redis::{LATENCY_BOUNDS_MS, RedisStats};
+use crate::sink::redis::{FIRE_TO_ACK_BOUNDS_MS, LATENCY_BOUNDS_MS, RedisStats};
 use crate::state::CheckpointMeta;
 
 /// One view, as the API shows it.
@@ -169,7 +169,52 @@ async fn overview(State(state): State<ApiState>) -> Json<serde_json::Value> {
             "queued_batches": r.queued.load(Ordering::Relaxed),
         },
         "views": s.views,
+        "freshness": freshness(r, crate::clock::now_ms()),
+        "failing": s.failing,
     }))
+}
+
+/// Per view: the newest window in Redis, its age, and fire-to-Redis
+/// percentiles (from the histogram's bucket bounds).
+fn freshness(r: &RedisStats, now_ms: i64) -> serde_json::Value {
+    let views = r.views.lock().unwrap_or_else(|e| e.into_inner());
+    let out: serde_json::Map<String, serde_json::Value> = views
+        .iter()
+        .map(|(view, f)| {
+            let total: u64 = f.fire_to_ack_buckets.iter().sum();
+            let quantile = |q: f64| {
+                let want = (total as f64 * q).ceil() as u64;
+                let mut seen = 0;
+                for (i, n) in f.fire_to_ack_buckets.iter().enumerate() {
+                    seen += n;
+                    if seen >= want.max(1) {
+                        return FIRE_TO_ACK_BOUNDS_MS[i];
+                    }
+                }
+                f64::INFINITY
+            };
+            let bound = |q: f64| {
+                let b = quantile(q);
+                if b.is_finite() {
+                    serde_json::json!(b)
+                } else {
+                    serde_json::json!(">10000")
+                }
+            };
+            (
+                view.clone(),
+                serde_json::json!({
+                    "newest_window_end_ms": f.newest_window_end,
+                    "newest_window_age_s": (now_ms - f.newest_window_end) as f64 / 1000.0,
+                    "last_write_ms": f.last_write_ms,
+                    "keys_written": f.keys,
+                    "fire_to_redis_p50_ms_at_most": bound(0.5),
+                    "fire_to_redis_p99_ms_at_most": bound(0.99),
+                }),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(out)
 }
 
 async fn partitions(State(state): State<ApiState>) -> Json<Vec<PartitionStatus>> {
@@ -463,6 +508,26 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     metric("redis_retries_total", "counter", "Redis write retries.");
     metric("redis_write_seconds", "histogram", "Redis batch write latency.");
     metric("kafka_errors_total", "counter", "Kafka poll errors.");
+    metric(
+        "watermark_wall_clock_advances_total",
+        "counter",
+        "Times the watermark advanced with the wall clock (every partition idle, time.idle-watermark = \"wall-clock\").",
+    );
+    metric(
+        "view_newest_window_age_seconds",
+        "gauge",
+        "Per view: wall clock minus the end of the newest window written to Redis.",
+    );
+    metric(
+        "view_last_write_age_seconds",
+        "gauge",
+        "Per view: time since Redis last acknowledged a key of the view.",
+    );
+    metric(
+        "fire_to_redis_seconds",
+        "histogram",
+        "Per view: from a window firing to its key acknowledged by Redis.",
+    );
     let e = &s.engine;
     let _ = writeln!(o, "featherflow_records_read_total {}", e.records_read);
     let _ = writeln!(o, "featherflow_events_total {}", e.events);
@@ -575,6 +640,42 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         r.batches.load(Ordering::Relaxed)
     );
     let _ = writeln!(o, "featherflow_kafka_errors_total {}", s.kafka_errors);
+    let views = r.views.lock().unwrap_or_else(|e| e.into_inner());
+    for (view, f) in views.iter() {
+        let l = format!("view=\"{view}\"");
+        let _ = writeln!(
+            o,
+            "featherflow_view_newest_window_age_seconds{{{l}}} {}",
+            (now_ms - f.newest_window_end) as f64 / 1000.0
+        );
+        let _ = writeln!(
+            o,
+            "featherflow_view_last_write_age_seconds{{{l}}} {}",
+            (now_ms - f.last_write_ms) as f64 / 1000.0
+        );
+    }
+    for (view, f) in views.iter() {
+        let l = format!("view=\"{view}\"");
+        let mut cumulative = 0;
+        for (i, bound) in FIRE_TO_ACK_BOUNDS_MS.iter().enumerate() {
+            cumulative += f.fire_to_ack_buckets[i];
+            let le = if bound.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                format!("{}", bound / 1000.0)
+            };
+            let _ = writeln!(
+                o,
+                "featherflow_fire_to_redis_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            o,
+            "featherflow_fire_to_redis_seconds_sum{{{l}}} {}",
+            f.fire_to_ack_sum_s
+        );
+        let _ = writeln!(o, "featherflow_fire_to_redis_seconds_count{{{l}}} {cumulative}");
+    }
     o
 }
 
@@ -708,6 +809,38 @@ mod tests {
         assert_eq!(code, StatusCode::OK);
         assert!(body.contains("<title>featherflow</title>"));
         assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn freshness_per_view_is_in_the_metrics_and_the_overview() {
+        let state = state();
+        let mut f = crate::sink::redis::ViewFreshness {
+            newest_window_end: 1_000_000,
+            last_write_ms: 1_500_000,
+            keys: 3,
+            ..Default::default()
+        };
+        // Two keys within 10 ms of firing, one after 300 ms.
+        f.fire_to_ack_buckets[0] = 2;
+        f.fire_to_ack_buckets[4] = 1;
+        f.fire_to_ack_sum_s = 0.31;
+        state.redis.views.lock().unwrap().insert("user_features".into(), f);
+        let body = render_metrics(&snapshot(&state), &state.redis, 2_000_000);
+        for line in [
+            "featherflow_view_newest_window_age_seconds{view=\"user_features\"} 1000",
+            "featherflow_view_last_write_age_seconds{view=\"user_features\"} 500",
+            "featherflow_fire_to_redis_seconds_bucket{view=\"user_features\",le=\"0.01\"} 2",
+            "featherflow_fire_to_redis_seconds_bucket{view=\"user_features\",le=\"0.25\"} 2",
+            "featherflow_fire_to_redis_seconds_bucket{view=\"user_features\",le=\"0.5\"} 3",
+            "featherflow_fire_to_redis_seconds_bucket{view=\"user_features\",le=\"+Inf\"} 3",
+            "featherflow_fire_to_redis_seconds_count{view=\"user_features\"} 3",
+        ] {
+            assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
+        }
+        let json = freshness(&state.redis, 2_000_000);
+        assert_eq!(json["user_features"]["fire_to_redis_p50_ms_at_most"], 10.0);
+        assert_eq!(json["user_features"]["fire_to_redis_p99_ms_at_most"], 500.0);
+        assert_eq!(json["user_features"]["newest_window_age_s"], 1000.0);
     }
 
     #[tokio::test]

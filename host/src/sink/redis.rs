@@ -35,6 +35,38 @@ pub struct RedisStats {
     pub latency_buckets: [AtomicU64; LATENCY_BOUNDS_MS.len()],
     /// Fire-to-acknowledged latency of keys, in µs (the first few million).
     pub fire_to_ack_us: std::sync::Mutex<Vec<u32>>,
+    /// Freshness per view (updated once per acknowledged batch).
+    pub views: std::sync::Mutex<std::collections::BTreeMap<String, ViewFreshness>>,
+}
+
+/// Upper bounds (ms) of the fire-to-Redis histogram per view.
+pub const FIRE_TO_ACK_BOUNDS_MS: [f64; 10] = [
+    10.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+    10000.0,
+    f64::INFINITY,
+];
+
+/// How fresh one view's features in Redis are.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ViewFreshness {
+    /// End (exclusive, ms since the epoch) of the newest window written.
+    pub newest_window_end: i64,
+    /// When Redis acknowledged the last write of this view (wall ms).
+    pub last_write_ms: i64,
+    /// Keys written.
+    pub keys: u64,
+    /// Fire-to-acknowledged latency: keys at or under each bound of
+    /// [`FIRE_TO_ACK_BOUNDS_MS`] (not cumulative).
+    pub fire_to_ack_buckets: [u64; FIRE_TO_ACK_BOUNDS_MS.len()],
+    /// Sum of the fire-to-acknowledged latencies, in seconds.
+    pub fire_to_ack_sum_s: f64,
 }
 
 impl RedisStats {
@@ -47,6 +79,31 @@ impl RedisStats {
         v.sort_unstable();
         let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
         Some((at(0.5), at(0.99), at(1.0)))
+    }
+
+    /// Count an acknowledged batch into the per-view freshness: one map
+    /// lookup per run of records of one view (a batch is one view or a few).
+    fn acknowledged(&self, records: &[FeatureRecord], now: Instant, now_ms: i64) {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        for run in records.chunk_by(|a, b| a.view == b.view) {
+            let view = &*run[0].view;
+            if !views.contains_key(view) {
+                views.insert(view.to_string(), ViewFreshness::default());
+            }
+            let f = views.get_mut(view).expect("inserted above");
+            f.last_write_ms = now_ms;
+            f.keys += run.len() as u64;
+            for r in run {
+                f.newest_window_end = f.newest_window_end.max(r.window_end);
+                let ms = now.duration_since(r.fired_at).as_secs_f64() * 1000.0;
+                let b = FIRE_TO_ACK_BOUNDS_MS
+                    .iter()
+                    .position(|&u| ms <= u)
+                    .unwrap_or(FIRE_TO_ACK_BOUNDS_MS.len() - 1);
+                f.fire_to_ack_buckets[b] += 1;
+                f.fire_to_ack_sum_s += ms / 1000.0;
+            }
+        }
     }
 }
 
@@ -230,9 +287,10 @@ fn write_with_retry(
                     .position(|&u| ms <= u)
                     .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
                 stats.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
+                let now = Instant::now();
+                stats.acknowledged(records, now, crate::clock::now_ms());
                 let mut samples = stats.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
                 if samples.len() < 4_000_000 {
-                    let now = Instant::now();
                     samples.extend(
                         records
                             .iter()

@@ -296,6 +296,22 @@ fn restore_an_older_checkpoint_converges() {
                 assert!(Instant::now() < deadline, "{plugins}");
                 std::thread::sleep(Duration::from_millis(50));
             }
+            // Freshness per view, once windows have fired into Redis.
+            loop {
+                let metrics = http_get(s.api_port, "/metrics");
+                let overview = http_get(s.api_port, "/api/overview");
+                if metrics.contains("featherflow_fire_to_redis_seconds_count{view=\"user_features\"}")
+                    && metrics.contains("featherflow_view_newest_window_age_seconds{view=\"user_features\"}")
+                    && overview.contains("\"freshness\":{\"")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no freshness figures:\n{metrics}\n{overview}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         services::signal(child.id(), "TERM");
         wait_ok(child, Duration::from_secs(30));
@@ -519,6 +535,12 @@ fn dashboard_shows_live_numbers_in_headless_chromium() {
     assert!(
         html.contains("<td>0</td>") || html.contains("<td>1</td>"),
         "partition rows rendered:\n{html}"
+    );
+    // The freshness table is there (this log is too short to fire a window;
+    // `restore_an_older_checkpoint_converges` checks the figures).
+    assert!(
+        html.contains("id=\"freshness\"") && html.contains("<th>fire to Redis p50</th>"),
+        "freshness table rendered:\n{html}"
     );
     for bad in ["Uncaught", "CONSOLE("] {
         assert!(!log.contains(bad), "console error ({bad}):\n{log}");
