@@ -147,7 +147,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         other => other?,
     }
     producer
-        .flush(Duration::from_secs(15))
+        .flush(Duration::from_secs(60))
         .with_context(|| format!("Kafka broker at {}: not every event was delivered", args.brokers))?;
     eprintln!(
         "produced {sent} events to {} in {:.1}s",

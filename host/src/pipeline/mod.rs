@@ -244,6 +244,21 @@ impl Pipeline {
         Ok(restored)
     }
 
+    /// Start without restoring anything: the engine already holds its state
+    /// (it ran over the input up to `next`, the next offset per partition).
+    /// The source is sought to `next`.
+    pub fn resume(&mut self, next: BTreeMap<u32, i64>) -> Result<(), PipelineError> {
+        self.start = next.clone();
+        self.positions = next;
+        self.source.seek(&self.positions)?;
+        let wall = self.now();
+        let engine = self.engine.as_mut().expect("engine");
+        for p in self.source.partitions() {
+            engine.add_partition(p, wall);
+        }
+        Ok(())
+    }
+
     /// Load a checkpoint into the engine and seek the source to it; with
     /// none, seek the source to `self.start`.
     fn restore(&mut self, from: Option<u64>) -> Result<Option<CheckpointMeta>, PipelineError> {

@@ -378,27 +378,44 @@ fn a_full_checkpoint_disk_is_survived_and_never_leaves_a_partial_checkpoint() {
     let expected = uninterrupted(&plugins, &path);
     let full = Arc::new(FullDisk {
         inner: MemoryStore::new(),
-        full_for: Mutex::new(5),
+        full_for: Mutex::new(3),
     });
     let store: Arc<dyn CheckpointStore> = full.clone();
     let sink = Store::default();
-    let mut p = Pipeline::new(
-        engine(&plugins, sink.clone()),
-        Box::new(FileSource::open(&path).unwrap()),
-        PipelineOptions::default(),
-    )
-    .with_checkpoints(Checkpointer::new(store.clone(), "test", Duration::ZERO, 100).unwrap());
-    p.start(None).unwrap();
-    p.run(&|| false).unwrap();
-    let stats = p.checkpoints().unwrap().stats().clone();
-    assert_eq!(stats.failed, 5, "every put on the full disk failed its checkpoint");
-    assert!(stats.completed >= 1, "checkpoints resumed once the disk had room");
-    assert!(!p.checkpoints().unwrap().is_failing(), "the outage ended");
+    // Eight stretches of the log, each ending with a checkpoint (the first
+    // three on the full disk), the last one firing everything at the end.
+    let lines = std::fs::read(&path).unwrap().iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut engine = engine(&plugins, sink.clone());
+    let mut next = BTreeMap::new();
+    let (mut failed, mut completed) = (0, 0);
+    for part in 1..=8u64 {
+        let last = part == 8;
+        let source = FileSource::open(&path)
+            .unwrap()
+            .until(if last { u64::MAX } else { lines * part / 8 });
+        let opts = PipelineOptions {
+            finish_at_end: last,
+            final_checkpoint: !last,
+            ..PipelineOptions::default()
+        };
+        let mut p = Pipeline::new(engine, Box::new(source), opts)
+            .with_checkpoints(Checkpointer::new(store.clone(), "test", Duration::MAX, 100).unwrap());
+        p.resume(next.clone()).unwrap();
+        let summary = p.run(&|| false).unwrap().clone();
+        let stats = p.checkpoints().unwrap().stats().clone();
+        assert_eq!(summary.final_checkpoint_missed, part <= 3 && !last, "part {part}");
+        failed += stats.failed;
+        completed += stats.completed;
+        next = p.positions().clone();
+        engine = p.into_engine();
+    }
+    assert_eq!(failed, 3, "every checkpoint on the full disk failed");
+    assert_eq!(completed, 4, "checkpoints resumed once the disk had room");
     // The engine went on: the output is whole.
     assert_eq!(sorted(sink.writes()), sorted(expected));
     // Every listed checkpoint is complete and reads back verified.
     let listed = store.list().unwrap();
-    assert_eq!(listed.len() as u64, stats.completed);
+    assert_eq!(listed.len() as u64, completed);
     for m in listed {
         store.read(m.id).unwrap();
     }

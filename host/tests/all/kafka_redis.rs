@@ -729,12 +729,29 @@ fn stop_with(gone: Gone) {
     if matches!(gone, Gone::Redis | Gone::Both) {
         s.redis.child.kill().unwrap();
         s.produce(&second, false);
+        // Read past the 10-minute boundary at 120 000 events (200 events
+        // per second of event time), so windows fire into the dead Redis.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let overview = http_get(s.api_port, "/api/overview");
+            let read = overview
+                .split("\"records_read\":")
+                .nth(1)
+                .and_then(|t| t.split([',', '}']).next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            if read >= 150_000 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the engine did not read on: {read} records");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     if matches!(gone, Gone::Broker | Gone::Both) {
         s.broker.child.kill().unwrap();
     }
-    // Let the engine read on, and the writer and the consumer notice.
-    std::thread::sleep(Duration::from_secs(2));
+    // Let the writer and the consumer notice.
+    std::thread::sleep(Duration::from_secs(1));
     let before = std::fs::read_to_string(&log).unwrap().len();
     let asked = Instant::now();
     services::signal(child.id(), "TERM");
