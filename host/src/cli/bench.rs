@@ -229,9 +229,8 @@ fn checkpoints(
     };
     // The event loop goes on while the checkpoint is written: the last 10 %.
     let during = Instant::now();
-    let mut rest = Pipeline::new(engine, Box::new(FileSource::open(&file)?), prefix)
-        .starting_at(std::collections::BTreeMap::from([(0, cut as i64 + 1)]));
-    rest.start(None)?;
+    let mut rest = Pipeline::new(engine, Box::new(FileSource::open(&file)?), prefix);
+    rest.resume(std::collections::BTreeMap::from([(0, cut as i64 + 1)]))?;
     rest.run(&|| writer.is_finished())?;
     let replayed_during = rest.summary().records;
     let during_secs = during.elapsed().as_secs_f64();

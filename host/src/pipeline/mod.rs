@@ -169,13 +169,6 @@ impl Pipeline {
         }
     }
 
-    /// Where the source starts when no checkpoint is restored: the next
-    /// offset per partition (by default, the source's own start).
-    pub fn starting_at(mut self, next: BTreeMap<u32, i64>) -> Self {
-        self.start = next;
-        self
-    }
-
     /// Apply hot deploys from a plugin watcher.
     pub fn with_deploys(mut self, deploys: Deploys) -> Self {
         self.deploys = Some(deploys);
@@ -226,21 +219,8 @@ impl Pipeline {
     /// checkpoint restored.
     pub fn start(&mut self, from: Option<u64>) -> Result<Option<CheckpointMeta>, PipelineError> {
         let restored = self.restore(from)?;
-        let wall = self.now();
-        let engine = self.engine.as_mut().expect("engine");
-        for p in self.source.partitions() {
-            engine.add_partition(p, wall);
-        }
-        if let Some(status) = &mut self.status {
-            status.publish(
-                engine,
-                self.source.as_ref(),
-                &self.positions,
-                self.checkpoints.as_ref(),
-                &self.summary,
-                true,
-            );
-        }
+        self.register_partitions();
+        self.publish(true);
         Ok(restored)
     }
 
@@ -251,12 +231,34 @@ impl Pipeline {
         self.start = next.clone();
         self.positions = next;
         self.source.seek(&self.positions)?;
+        self.register_partitions();
+        Ok(())
+    }
+
+    /// Tell the engine about the source's partitions (each holds the
+    /// watermark back until it has events or turns idle).
+    fn register_partitions(&mut self) {
         let wall = self.now();
         let engine = self.engine.as_mut().expect("engine");
         for p in self.source.partitions() {
             engine.add_partition(p, wall);
         }
-        Ok(())
+    }
+
+    /// Publish the status for the API, if it is on (at most every 500 ms
+    /// unless `force`).
+    fn publish(&mut self, force: bool) {
+        if let Some(status) = &mut self.status {
+            let engine = self.engine.as_ref().expect("engine");
+            status.publish(
+                engine,
+                self.source.as_ref(),
+                &self.positions,
+                self.checkpoints.as_ref(),
+                &self.summary,
+                force,
+            );
+        }
     }
 
     /// Load a checkpoint into the engine and seek the source to it; with
@@ -373,17 +375,19 @@ impl Pipeline {
             if outcome.is_ok() {
                 outcome = self.between_blocks(bounded);
             }
-            let progress: i64 = self.positions.values().sum();
+            // Summed only while recovering: the common path skips it.
+            let progress = || -> i64 { self.positions.values().sum() };
             match outcome {
                 Ok(()) => {
-                    if failed_at.is_some_and(|at| progress > at) {
+                    if failed_at.is_some_and(|at| progress() > at) {
                         restarts_in_a_row = 0;
                         failed_at = None;
                     }
                 }
                 Err(e) => {
                     restarts_in_a_row += 1;
-                    failed_at = Some(failed_at.map_or(progress, |at| at.max(progress)));
+                    let now = progress();
+                    failed_at = Some(failed_at.map_or(now, |at| at.max(now)));
                     self.recover(e, restarts_in_a_row)?;
                 }
             }
@@ -409,17 +413,7 @@ impl Pipeline {
             }
         }
         self.summary.busy = self.first_record.map_or(Duration::ZERO, |t| t.elapsed());
-        if let Some(status) = &mut self.status {
-            let engine = self.engine.as_ref().expect("engine");
-            status.publish(
-                engine,
-                self.source.as_ref(),
-                &self.positions,
-                self.checkpoints.as_ref(),
-                &self.summary,
-                true,
-            );
-        }
+        self.publish(true);
         Ok(&self.summary)
     }
 
@@ -453,16 +447,7 @@ impl Pipeline {
                 c.start(engine, &self.positions, clock::now_ms())?;
             }
         }
-        if let Some(status) = &mut self.status {
-            status.publish(
-                engine,
-                self.source.as_ref(),
-                &self.positions,
-                self.checkpoints.as_ref(),
-                &self.summary,
-                false,
-            );
-        }
+        self.publish(false);
         Ok(())
     }
 
@@ -495,11 +480,7 @@ impl Pipeline {
         self.engine = Some(engine.rebuild()?);
         self.summary.restarts += 1;
         self.restore(None)?;
-        let wall = self.now();
-        let engine = self.engine.as_mut().expect("engine");
-        for p in self.source.partitions() {
-            engine.add_partition(p, wall);
-        }
+        self.register_partitions();
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 //! this module knows nothing of windows or plugins beyond that.
 
 use super::{CheckpointMeta, CheckpointStore, ChunkInfo, PluginRecord, StateError};
+use crate::plugin::codec::Reader;
 
 /// Chunks of a checkpoint are about this size.
 pub const CHUNK_BYTES: usize = 4 << 20;
@@ -64,67 +65,35 @@ pub struct PartHeader<'a> {
     pub states: usize,
 }
 
-/// Reads the parts of one chunk.
+/// Reads the parts of one chunk (with the plugin contract's byte reader:
+/// the same little-endian, length-prefixed encoding).
 pub struct PartReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+    r: Reader<'a>,
 }
 
 impl<'a> PartReader<'a> {
     pub fn new(chunk: &'a [u8]) -> Self {
-        Self { buf: chunk, pos: 0 }
+        Self { r: Reader::new(chunk) }
     }
 
     /// The next part's header, `None` at the end of the chunk.
     pub fn next_part(&mut self) -> Result<Option<PartHeader<'a>>, String> {
-        if self.pos == self.buf.len() {
+        if self.r.at_end() {
             return Ok(None);
         }
-        let partition = self.u32()?;
-        let len = self.u32()? as usize;
-        let key = std::str::from_utf8(self.take(len)?).map_err(|e| format!("key is not UTF-8: {e}"))?;
-        let start = self.i64()?;
-        let end = self.i64()?;
-        let states = self.u32()? as usize;
         Ok(Some(PartHeader {
-            partition,
-            key,
-            start,
-            end,
-            states,
+            partition: self.r.u32()?,
+            key: self.r.str()?,
+            start: self.r.i64()?,
+            end: self.r.i64()?,
+            states: self.r.u32()? as usize,
         }))
     }
 
     /// The next state of the current part.
     #[inline]
     pub fn state(&mut self) -> Result<&'a [u8], String> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        match self.buf.get(self.pos..self.pos.saturating_add(n)) {
-            Some(s) => {
-                self.pos += n;
-                Ok(s)
-            }
-            None => Err(format!(
-                "truncated: wanted {n} bytes at offset {} of {}",
-                self.pos,
-                self.buf.len()
-            )),
-        }
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        let b: [u8; 8] = self.take(8)?.try_into().expect("8 bytes");
-        Ok(i64::from_le_bytes(b))
+        self.r.bytes()
     }
 }
 

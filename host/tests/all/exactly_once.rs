@@ -175,9 +175,8 @@ fn crash_and_restore(path: &str, cut: u64, crash: u64) {
             finish_at_end: false,
             ..PipelineOptions::default()
         },
-    )
-    .starting_at(BTreeMap::from([(0, cut as i64 + 1)]));
-    doomed.start(None).unwrap();
+    );
+    doomed.resume(BTreeMap::from([(0, cut as i64 + 1)])).unwrap();
     doomed.run(&|| false).unwrap();
     drop(doomed);
     let lost = sink.writes().len() - before.len();
