@@ -509,6 +509,16 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     metric("redis_write_seconds", "histogram", "Redis batch write latency.");
     metric("kafka_errors_total", "counter", "Kafka poll errors.");
     metric(
+        "keys",
+        "gauge",
+        "Keys the engine holds: with open windows, or seen since the last reclaim.",
+    );
+    metric(
+        "keys_reclaimed_total",
+        "counter",
+        "Keys forgotten because no window of theirs was open any more (their ids are reused).",
+    );
+    metric(
         "watermark_wall_clock_advances_total",
         "counter",
         "Times the watermark advanced with the wall clock (every partition idle, time.idle-watermark = \"wall-clock\").",
@@ -574,6 +584,8 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         "featherflow_watermark_wall_clock_advances_total {}",
         s.engine.wall_clock_advances
     );
+    let _ = writeln!(o, "featherflow_keys {}", s.engine.keys);
+    let _ = writeln!(o, "featherflow_keys_reclaimed_total {}", s.engine.keys_reclaimed);
     let _ = writeln!(o, "featherflow_watermark_ms{{partition=\"all\"}} {}", s.watermark);
     for p in &s.partitions {
         let _ = writeln!(

@@ -55,8 +55,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let g = &args.generator;
     std::fs::create_dir_all(&args.dir)?;
+    let churn = g.active_users.map(|a| format!("-{a}a")).unwrap_or_default();
     let path = args.dir.join(format!(
-        "events-{}-{}u-{}r-{}d-s{}.jsonl",
+        "events-{}-{}u{churn}-{}r-{}d-s{}.jsonl",
         g.events, g.users, g.event_rate, g.disorder_seconds, g.seed
     ));
     if !path.exists() {
@@ -118,6 +119,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+        println!(
+            "  keys:         {} held at the end, {} reclaimed",
+            s.keys, s.keys_reclaimed
         );
         println!(
             "  bad / late:   {} / {}",

@@ -26,6 +26,12 @@ pub struct GeneratorArgs {
     /// Distinct users (user ids 1..=N).
     #[arg(long, default_value_t = 100_000)]
     pub users: u64,
+    /// Churn: at any point of the log, draw users from a window of this
+    /// many consecutive ids that slides from the first id to the last over
+    /// the log, so users come, stay a while and never return (default: every
+    /// user all along).
+    #[arg(long)]
+    pub active_users: Option<u64>,
     /// Events per second of event time.
     #[arg(long, default_value_t = 2_000)]
     pub event_rate: u64,
@@ -175,7 +181,13 @@ pub fn generate_lines(args: &GeneratorArgs, mut emit: impl FnMut(&str) -> anyhow
         } else {
             t
         };
-        let user = rng.below(args.users) + 1;
+        let user = match args.active_users {
+            Some(active) if active < args.users => {
+                let first = (i as u128 * (args.users - active) as u128 / args.events.max(1) as u128) as u64;
+                first + rng.below(active) + 1
+            }
+            _ => rng.below(args.users) + 1,
+        };
         let ty = match rng.below(100) {
             0..80 => "view",
             80..95 => "cart",
@@ -242,6 +254,7 @@ mod tests {
             let args = GeneratorArgs {
                 events: 5_000,
                 users: 50,
+                active_users: None,
                 event_rate: 100,
                 disorder_seconds: 3.0,
                 seed: 7,
@@ -265,5 +278,38 @@ mod tests {
             assert!(ev.time_ms > max.saturating_sub(3_000), "{line} is more than 3 s behind");
             max = max.max(ev.time_ms);
         }
+    }
+
+    #[test]
+    fn churning_users_come_and_never_return() {
+        let args = GeneratorArgs {
+            events: 20_000,
+            users: 1_000,
+            active_users: Some(100),
+            event_rate: 10,
+            disorder_seconds: 0.0,
+            seed: 3,
+            malformed: 0.0,
+            out_of_order: 1.0,
+            late: 0.0,
+        };
+        let mut users = Vec::new();
+        generate_lines(&args, |line| {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            users.push(v["user_id"].as_str().unwrap().parse::<u64>()?);
+            Ok(())
+        })
+        .unwrap();
+        let tenth = users.len() / 10;
+        assert!(
+            users[..tenth].iter().all(|&u| u <= 190),
+            "the first tenth draws from the first ids"
+        );
+        assert!(
+            users[users.len() - tenth..].iter().all(|&u| u > 800),
+            "the last tenth from the last ids"
+        );
+        let distinct: std::collections::BTreeSet<u64> = users.iter().copied().collect();
+        assert!(distinct.len() > 950, "almost every user comes once: {}", distinct.len());
     }
 }

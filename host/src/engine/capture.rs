@@ -14,6 +14,7 @@ impl Engine {
     /// [`CowVec`]). Encode it with [`EngineCapture::encode`], on any thread.
     pub fn capture(&mut self) -> Result<EngineCapture, EngineError> {
         self.flush()?;
+        self.sweep_keys();
         Ok(EngineCapture {
             watermark: self.watermarks.current(),
             partition_watermarks: self.watermarks.partitions().map(|(p, wm, _)| (p as u32, wm)).collect(),

@@ -5,6 +5,12 @@
 //! whose slot for a key can be computed — and prefetched — before the
 //! lookup: the engine hashes a block of events' keys, prefetches their
 //! slots, and only then looks them up. Longer keys go to an ordinary map.
+//!
+//! A key the engine no longer holds any state for is [removed](KeyTable::remove):
+//! its entry is deleted by shifting the entries after it back (no
+//! tombstones, so lookups stay as short as in a table that never deleted),
+//! its name is freed, and its id is handed to the next new key. Memory
+//! follows the keys with open windows, not every key ever seen.
 
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::Hasher;
@@ -39,13 +45,17 @@ pub struct KeyTable {
     used: usize,
     long: FxHashMap<(u32, Box<[u8]>), KeyId>,
     /// `(partition, key)` by id; copy-on-write, so that a checkpoint takes
-    /// them along without copying.
+    /// them along without copying. Removed ids hold [`Text::Free`].
     names: CowVec<Name>,
+    /// Removed ids, reused before new ones.
+    free: Vec<KeyId>,
+    /// Keys removed since the table was made.
+    removed: u64,
 }
 
 impl std::fmt::Debug for KeyTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyTable").field("keys", &self.names.len()).finish()
+        f.debug_struct("KeyTable").field("keys", &self.len()).finish()
     }
 }
 
@@ -127,9 +137,71 @@ impl KeyTable {
     }
 
     fn new_id(&mut self, partition: u32, key: &str) -> KeyId {
+        if let Some(id) = self.free.pop() {
+            self.names[id as usize] = Name::new(partition, key);
+            return id;
+        }
         let id = self.names.len() as KeyId;
         self.names.push(Name::new(partition, key));
         id
+    }
+
+    /// Whether `id` names a key (it was handed out and not removed).
+    pub fn contains(&self, id: KeyId) -> bool {
+        self.names
+            .get(id as usize)
+            .is_some_and(|n| !matches!(n.text, Text::Free))
+    }
+
+    /// Forget key `id`: its entry, its name; the id goes to the next new
+    /// key. The caller guarantees nothing refers to `id` any more (no open
+    /// window, no fired window still to finish). Does nothing for an id
+    /// that is not [contained](KeyTable::contains).
+    pub fn remove(&mut self, id: KeyId) {
+        if !self.contains(id) {
+            return;
+        }
+        let name = std::mem::replace(&mut self.names[id as usize], Name::FREE);
+        let (partition, key) = (name.partition, name.as_str());
+        if key.len() > INLINE {
+            self.long.remove(&(partition, Box::from(key.as_bytes())));
+        } else {
+            let mask = self.entries.len() - 1;
+            let mut i = self.slot(Self::hash(partition, key));
+            while self.entries[i].tag == 0 || self.entries[i].id != id {
+                i = (i + 1) & mask;
+            }
+            // Backward-shift deletion: move each later entry of the probe
+            // run into the hole, unless its home slot lies cyclically in
+            // (hole, entry] (then the hole is not on its probe path).
+            let mut j = i;
+            loop {
+                j = (j + 1) & mask;
+                let e = self.entries[j];
+                if e.tag == 0 {
+                    break;
+                }
+                let home = self.slot(Self::hash(e.partition, e.key()));
+                let stays = if i <= j {
+                    i < home && home <= j
+                } else {
+                    i < home || home <= j
+                };
+                if !stays {
+                    self.entries[i] = e;
+                    i = j;
+                }
+            }
+            self.entries[i] = Entry::default();
+            self.used -= 1;
+        }
+        self.free.push(id);
+        self.removed += 1;
+    }
+
+    /// Keys removed so far.
+    pub fn removed(&self) -> u64 {
+        self.removed
     }
 
     #[cold]
@@ -138,8 +210,7 @@ impl KeyTable {
         self.entries = vec![Entry::default(); (old.len() * 2).max(1024)];
         let mask = self.entries.len() - 1;
         for e in old.into_iter().filter(|e| e.tag != 0) {
-            let key = std::str::from_utf8(&e.bytes[..e.len as usize]).expect("keys are text");
-            let mut i = self.slot(Self::hash(e.partition, key));
+            let mut i = self.slot(Self::hash(e.partition, e.key()));
             while self.entries[i].tag != 0 {
                 i = (i + 1) & mask;
             }
@@ -182,12 +253,24 @@ impl KeyTable {
         KeyNames(self.names.clone())
     }
 
+    /// Keys in the table (removed ones not counted).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.names.len() - self.free.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.len() == 0
+    }
+
+    /// One past the highest id handed out.
+    pub fn id_bound(&self) -> usize {
+        self.names.len()
+    }
+}
+
+impl Entry {
+    fn key(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("keys are text")
     }
 }
 
@@ -211,9 +294,16 @@ enum Text {
         bytes: [u8; INLINE_NAME],
     },
     Heap(Box<str>),
+    /// A removed key's id, waiting to be reused.
+    Free,
 }
 
 impl Name {
+    const FREE: Name = Name {
+        partition: 0,
+        text: Text::Free,
+    };
+
     fn new(partition: u32, key: &str) -> Self {
         let text = if key.len() <= INLINE_NAME {
             let mut bytes = [0; INLINE_NAME];
@@ -235,6 +325,7 @@ impl Name {
             // and are never written again.
             Text::Inline { len, bytes } => unsafe { std::str::from_utf8_unchecked(&bytes[..*len as usize]) },
             Text::Heap(text) => text,
+            Text::Free => "",
         }
     }
 }
@@ -290,6 +381,69 @@ mod tests {
             assert_eq!(names.name(id), k);
             assert_eq!(names.partition(id), 7);
         }
+    }
+
+    #[test]
+    fn removed_keys_free_their_ids_and_the_rest_stay_found() {
+        // A model run: random interns and removes against a map, with long
+        // keys, several partitions and a table that grows meanwhile.
+        let mut t = KeyTable::default();
+        let mut model: std::collections::HashMap<(u32, String), KeyId> = Default::default();
+        let mut rng = 0x1234_5678_u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut max_live = 0;
+        for step in 0..400_000u32 {
+            let r = next();
+            let n = r % 20_000;
+            let p = (r >> 20) as u32 % 3;
+            let key = if n % 97 == 0 {
+                format!("a-long-key-of-more-than-nineteen-bytes-{n}")
+            } else {
+                n.to_string()
+            };
+            if (r >> 40) % 3 == 0 {
+                if let Some(id) = model.remove(&(p, key.clone())) {
+                    assert!(t.contains(id));
+                    t.remove(id);
+                    assert!(!t.contains(id), "step {step}");
+                    t.remove(id); // a second remove does nothing
+                }
+            } else {
+                let id = t.intern(p, &key);
+                let known = *model.entry((p, key.clone())).or_insert(id);
+                assert_eq!(known, id, "step {step}: {p}/{key}");
+                assert_eq!((t.name(id), t.partition(id)), (key.as_str(), p));
+            }
+            max_live = max_live.max(model.len());
+            assert_eq!(t.len(), model.len());
+        }
+        for ((p, key), id) in &model {
+            assert_eq!(t.intern(*p, key), *id, "{p}/{key} is still found");
+        }
+        assert!(t.removed() > 50_000, "removed {}", t.removed());
+        assert!(
+            t.id_bound() <= max_live,
+            "ids are reused: {} > {max_live}",
+            t.id_bound()
+        );
+    }
+
+    #[test]
+    fn a_checkpoints_names_outlive_a_removal() {
+        let mut t = KeyTable::default();
+        let a = t.intern(0, "alice");
+        let names = t.names();
+        t.remove(a);
+        let b = t.intern(0, "bob");
+        assert_eq!(b, a, "the id is reused");
+        assert_eq!(names.name(a), "alice", "the snapshot keeps the old name");
+        assert_eq!(t.name(b), "bob");
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

@@ -17,9 +17,10 @@
 //! time). A fired session is removed from the operator before any later
 //! event is assigned, so sessions are finished lazily with the next batch.
 //!
-//! Files: [`view`] (one view), [`keys`] (key interning), [`deploy`] (hot
-//! deploys and their history), [`capture`] (checkpoint captures and
-//! restores; the byte format is `state::format`).
+//! Files: [`view`] (one view), [`keys`] (key interning), [`lifecycle`]
+//! (reclaiming keys that hold nothing), [`deploy`] (hot deploys and their
+//! history), [`capture`] (checkpoint captures and restores; the byte format
+//! is `state::format`).
 //!
 //! The engine reads no wall clock: event time comes with the events, the
 //! wall time (idle partitions, future skew, deploy records) comes in as
@@ -30,6 +31,7 @@
 mod capture;
 mod deploy;
 mod keys;
+mod lifecycle;
 mod state_bytes;
 mod view;
 
@@ -141,6 +143,12 @@ pub struct Stats {
     /// Times the watermark advanced with the wall clock (all partitions
     /// idle, `time.idle-watermark = "wall-clock"`).
     pub wall_clock_advances: u64,
+    /// Keys held (with open windows, or just seen), over every key table;
+    /// updated between blocks.
+    pub keys: u64,
+    /// Keys forgotten because they held nothing any more (see
+    /// [`lifecycle`]).
+    pub keys_reclaimed: u64,
     /// The last few bad records (newest last), for the dashboard.
     pub recent_bad: std::collections::VecDeque<BadSample>,
 }
@@ -176,6 +184,9 @@ pub struct Engine {
     /// readable under a flood of bad input).
     bad_logged: u64,
     history: Vec<SwapRecord>,
+    /// Idle keys a view collects before they are reclaimed (see
+    /// [`lifecycle`]); tests lower it to reclaim after every block.
+    reclaim_batch: usize,
 }
 
 impl Engine {
@@ -195,6 +206,7 @@ impl Engine {
             late_log: RecordLog::disabled(),
             bad_logged: 0,
             history: Vec::new(),
+            reclaim_batch: lifecycle::RECLAIM_BATCH,
         }
     }
 
@@ -270,7 +282,9 @@ impl Engine {
     #[inline]
     pub fn process_record(&mut self, pos: Position, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
         let parsed = event::parse_event(raw, &self.cfg.parser);
-        self.process_parsed(pos, parsed.as_ref().map_err(|e| *e), raw, now_ms, None)
+        self.process_parsed(pos, parsed.as_ref().map_err(|e| *e), raw, now_ms, None)?;
+        self.maybe_reclaim_keys();
+        Ok(())
     }
 
     /// Process consecutive records of one partition, `(offset, record)`:
@@ -332,6 +346,8 @@ impl Engine {
                 table.zip(ids[i]),
             )?;
         }
+        // The look-ahead's ids are all used: keys can be reclaimed.
+        self.maybe_reclaim_keys();
         Ok(())
     }
 
@@ -432,7 +448,9 @@ impl Engine {
     /// Process one parsed event. `raw` is kept only for the late log.
     #[inline]
     pub fn process_event(&mut self, pos: Position, ev: &Event<'_>, raw: &[u8], now_ms: i64) -> Result<(), EngineError> {
-        self.process_event_keyed(pos, ev, raw, now_ms, None)
+        self.process_event_keyed(pos, ev, raw, now_ms, None)?;
+        self.maybe_reclaim_keys();
+        Ok(())
     }
 
     /// [`Engine::process_event`] with the event's `user_id` already interned
@@ -567,6 +585,7 @@ impl Engine {
         for i in 0..self.views.len() {
             self.flush_view(i)?;
         }
+        self.reclaim_keys();
         self.drain_records()?;
         self.sink.flush()?;
         self.dead_letter.flush();

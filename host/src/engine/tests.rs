@@ -209,8 +209,11 @@ fn lines(users: u64, n: u64) -> Vec<String> {
         .collect()
 }
 
+/// One output record: (key, start, end, values).
+type Fired = (String, i64, i64, String);
+
 /// Every record as (key, start, end, values), sorted: the output as a set.
-fn fired(records: &[FeatureRecord]) -> Vec<(String, i64, i64, String)> {
+fn fired(records: &[FeatureRecord]) -> Vec<Fired> {
     let mut out: Vec<_> = records
         .iter()
         .map(|r| {
@@ -390,4 +393,158 @@ fn a_quiet_streams_session_closes_only_with_the_wall_clock_watermark() {
     let (closed, advances) = quiet_stream(crate::time::IdleWatermark::WallClock);
     assert_eq!(closed, 1, "wall-clock: the 10-minute gap passed in wall time");
     assert!(advances > 0);
+}
+
+/// Users who come for a few minutes and never return, over eight hours:
+/// user `n` sends 30 events, one every 10 s, starting at `n` minutes, some
+/// out of order; 2 % of events are late (two hours old), some keys are
+/// long (kept outside the key table's entries).
+fn churn_lines(users: u64) -> Vec<String> {
+    let mut events: Vec<(i64, String)> = Vec::new();
+    for u in 0..users {
+        let name = if u % 13 == 0 {
+            format!("a-user-with-a-long-id-{u}")
+        } else {
+            format!("u{u}")
+        };
+        for e in 0..30u64 {
+            let mut t = 1_704_067_200_000 + u as i64 * 60_000 + e as i64 * 10_000;
+            let arrive = t;
+            if (u * 31 + e) % 50 == 0 {
+                t -= 7_200_000;
+            } else if e % 7 == 3 {
+                t -= 8_000;
+            }
+            events.push((
+                arrive,
+                format!(
+                    "{{\"event_time\":{t},\"event_type\":\"{}\",\"user_id\":\"{name}\",\"price\":{}.25}}",
+                    ["view", "view", "cart", "purchase"][(e % 4) as usize],
+                    e % 40
+                ),
+            ));
+        }
+        if u % 5 == 0 {
+            // Back 80 minutes after leaving, with an event three hours old:
+            // late everywhere, for a key whose windows have all fired (the
+            // session's may still wait to be finished in its batch).
+            let arrive = 1_704_067_200_000 + u as i64 * 60_000 + 290_000 + 4_800_000;
+            events.push((
+                arrive,
+                format!(
+                    "{{\"event_time\":{},\"event_type\":\"view\",\"user_id\":\"{name}\",\"price\":1.0}}",
+                    arrive - 10_800_000
+                ),
+            ));
+        }
+    }
+    events.sort_by_key(|(arrive, _)| *arrive);
+    events.into_iter().map(|(_, l)| l).collect()
+}
+
+/// Replay `lines` in blocks through user-activity and session-stats (one
+/// key table), reclaiming after every `reclaim_batch` idle keys; with
+/// `checkpoint_at` (a line number at a block boundary), snapshot there and
+/// go on in a fresh engine restored from it. Returns the output as a set,
+/// the keys reclaimed, and the ids the last engine's key table handed out.
+fn replay_churn(
+    lines: &[String],
+    batch_size: usize,
+    reclaim_batch: usize,
+    checkpoint_at: Option<usize>,
+) -> (Vec<Fired>, u64, usize) {
+    let make = || {
+        let (mut engine, pe, records) = engine_with("user-activity");
+        engine.cfg.batch_size = batch_size;
+        engine.reclaim_batch = reclaim_batch;
+        engine
+            .add_view(Arc::new(
+                pe.load_file(&guest("session-stats"), Limits::default()).unwrap(),
+            ))
+            .unwrap();
+        (engine, pe, records)
+    };
+    let raw: Vec<(u64, &[u8])> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as u64 + 1, l.as_bytes()))
+        .collect();
+    let (cut, rest) = raw.split_at(checkpoint_at.unwrap_or(raw.len()));
+    let (mut engine, _pe, records) = make();
+    for block in cut.chunks(crate::source::BLOCK) {
+        engine.process_lines(0, block, 0).unwrap();
+    }
+    let mut reclaimed = 0;
+    let (mut engine, _pe, records) = if checkpoint_at.is_some() {
+        let snap = engine.snapshot().unwrap();
+        reclaimed += engine.reclaimed_keys();
+        let (mut fresh, pe, fresh_records) = make();
+        fresh.restore(&snap, 0).unwrap();
+        fresh_records.lock().unwrap().extend(records.lock().unwrap().drain(..));
+        (fresh, pe, fresh_records)
+    } else {
+        (engine, _pe, records)
+    };
+    for block in rest.chunks(crate::source::BLOCK) {
+        engine.process_lines(0, block, 0).unwrap();
+    }
+    engine.finish().unwrap();
+    let recs = records.lock().unwrap();
+    assert_eq!(engine.live_keys(), 0, "the end fires every window and frees every key");
+    (
+        fired(&recs),
+        reclaimed + engine.reclaimed_keys(),
+        engine.keys[0].id_bound(),
+    )
+}
+
+/// Outputs as sets, equal; on a difference, the first one (not both sets).
+fn same_output(out: &[Fired], reference: &[Fired], what: &str) {
+    if out != reference {
+        let first = out
+            .iter()
+            .zip(reference)
+            .position(|(a, b)| a != b)
+            .unwrap_or(out.len().min(reference.len()));
+        panic!(
+            "{what}: {} records against {}; first difference at {first}: {:?} against {:?}",
+            out.len(),
+            reference.len(),
+            out.get(first),
+            reference.get(first)
+        );
+    }
+}
+
+#[test]
+fn reclaiming_idle_keys_changes_no_output_and_bounds_the_key_table() {
+    let users = 480;
+    let events = churn_lines(users);
+    // Reclaiming only at the end: the reference, every key kept.
+    let (reference, _, all_ids) = replay_churn(&events, 1024, usize::MAX, None);
+    assert!(
+        reference.len() > 2 * users as usize,
+        "few windows fired: {}",
+        reference.len()
+    );
+    assert_eq!(all_ids, users as usize, "without reclaiming every user keeps an id");
+    for batch_size in [1, 7, 1024, 100_000] {
+        let (out, reclaimed, ids) = replay_churn(&events, batch_size, 1, None);
+        same_output(&out, &reference, &format!("batch size {batch_size}"));
+        // A user whose first event is late is reclaimed, then seen again.
+        assert!(
+            reclaimed >= users,
+            "every user is reclaimed by the end (batch size {batch_size})"
+        );
+        // About 80 users are open at once: 5 active minutes, then 70 until
+        // the last sliding window fires. (A batch that never fills keeps
+        // its fired sessions, and so their keys, until the end.)
+        if batch_size <= 1024 {
+            assert!(ids < 120, "ids are reused: {ids} handed out (batch size {batch_size})");
+        }
+    }
+    let half = events.len() / 2 / crate::source::BLOCK * crate::source::BLOCK;
+    let (out, _, ids) = replay_churn(&events, 64, 1, Some(half));
+    same_output(&out, &reference, "across a checkpoint");
+    assert!(ids < 120, "ids after a restore: {ids}");
 }

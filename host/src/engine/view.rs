@@ -174,6 +174,10 @@ pub struct View {
     /// The version this one replaced, if their states are compatible: the
     /// rollback target after repeated failures.
     previous: Option<Arc<Plugin>>,
+    /// Keys left with no open window part in this view (by a firing, now
+    /// finished, or by a late event): the engine reclaims those idle in
+    /// every view of their key table ([`super::Engine::reclaim_keys`]).
+    pub(super) idle_keys: Vec<KeyId>,
     /// A rollback happened and the engine should record it.
     pub(super) rolled_back: Option<(Arc<Plugin>, Arc<Plugin>, String)>,
     pub stats: ViewStats,
@@ -213,6 +217,7 @@ impl View {
             disabled: None,
             loaded_since_ms: now_ms,
             previous: None,
+            idle_keys: Vec::new(),
             rolled_back: None,
             stats: ViewStats::default(),
             instance,
@@ -278,6 +283,23 @@ impl View {
         self.key_is_user_id
     }
 
+    /// Whether the view's operator has no open window part for `key` (a
+    /// fired window of it may still be waiting to be finished: see
+    /// [`View::unfinished_keys`]).
+    pub(super) fn key_is_idle(&self, key: KeyId) -> bool {
+        self.op.key_is_idle(key)
+    }
+
+    /// Keys of fired windows not finished yet.
+    pub(super) fn unfinished_keys(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.fired.windows[self.finished..].iter().map(|w| w.key)
+    }
+
+    /// Drop the view's entry for an idle key whose id will be reused.
+    pub(super) fn forget_key(&mut self, key: KeyId) {
+        self.op.forget_key(key);
+    }
+
     /// Start fetching `key`'s window state (a hint; see
     /// [`super::Engine::process_lines`]).
     #[inline]
@@ -303,6 +325,9 @@ impl View {
             Assign::Slot(s) => s,
             Assign::Late => {
                 self.stats.late += 1;
+                if self.op.key_is_idle(key) {
+                    self.idle_keys.push(key);
+                }
                 return false;
             }
         };
@@ -402,6 +427,7 @@ impl View {
             }
             self.op.release(&self.fired.released);
         }
+        self.idle_keys.extend_from_slice(&self.fired.idle);
         self.fired.clear();
         self.finished = 0;
         if let Some(watermark) = self.firing_to.take() {

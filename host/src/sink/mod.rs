@@ -13,6 +13,7 @@ pub use jsonl::{JsonlFormat, JsonlSink};
 pub use log::{LogStats, RecordLog};
 pub use redis::RedisSink;
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::plugin::declaration::Field;
@@ -159,9 +160,19 @@ impl SinkError {
 pub struct CountingSink {
     pub records: u64,
     pub per_view: std::collections::BTreeMap<String, u64>,
-    /// A checksum of the values, so the work cannot be optimised away and two
-    /// runs can be compared cheaply.
+    /// A checksum of the records (store key, window end, values), so the
+    /// work cannot be optimised away and two runs can be compared cheaply.
+    /// The sum of one hash per record: it does not depend on the order of
+    /// windows that fire together, which is unspecified (it follows key ids,
+    /// which a restore or a reclaimed key changes).
     pub checksum: u64,
+}
+
+/// SplitMix64's finaliser: spreads a hash over all 64 bits before summing.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl Sink for CountingSink {
@@ -174,15 +185,18 @@ impl Sink for CountingSink {
                     self.per_view.insert(r.view.to_string(), 1);
                 }
             }
+            let mut h = rustc_hash::FxHasher::default();
+            r.key.hash(&mut h);
+            r.window_end.hash(&mut h);
             for v in &r.values {
-                let x = match v {
-                    Value::Integer(i) => *i as u64,
-                    Value::Float(f) => f.to_bits(),
-                    Value::Boolean(b) => *b as u64,
-                    Value::Text(s) => s.len() as u64,
-                };
-                self.checksum = self.checksum.rotate_left(5) ^ x;
+                match v {
+                    Value::Integer(i) => i.hash(&mut h),
+                    Value::Float(f) => f.to_bits().hash(&mut h),
+                    Value::Boolean(b) => b.hash(&mut h),
+                    Value::Text(s) => s.hash(&mut h),
+                }
             }
+            self.checksum = self.checksum.wrapping_add(mix(h.finish()));
         }
         Ok(())
     }

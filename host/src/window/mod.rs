@@ -54,6 +54,9 @@ pub struct Fired {
     pub windows: Vec<FiredWindow>,
     pub slots: Vec<SlotId>,
     pub released: Vec<SlotId>,
+    /// Keys this firing left with no open window part
+    /// ([`WindowOperator::key_is_idle`]), noted while their entry is at hand.
+    pub idle: Vec<KeyId>,
 }
 
 impl Fired {
@@ -65,6 +68,7 @@ impl Fired {
         self.windows.clear();
         self.slots.clear();
         self.released.clear();
+        self.idle.clear();
     }
 
     pub fn slots_of(&self, w: &FiredWindow) -> &[SlotId] {
@@ -180,6 +184,13 @@ pub trait WindowOperator: Send {
     /// Take back slots reported in [`Fired::released`], once their states
     /// have been used.
     fn release(&mut self, slots: &[SlotId]);
+
+    /// Whether `key` has no open window part: nothing is left to fire for
+    /// it, and its entry can go ([`WindowOperator::forget_key`]).
+    fn key_is_idle(&self, key: KeyId) -> bool;
+
+    /// Drop what is kept for an idle `key`: its id will name another key.
+    fn forget_key(&mut self, key: KeyId);
 }
 
 /// Start fetching the cache lines of `value`: a hint with no effect on

@@ -164,6 +164,9 @@ impl WindowOperator for Sessions {
                 }
                 i += 1;
             }
+            if sessions.is_empty() {
+                out.idle.push(key);
+            }
         }
     }
 
@@ -212,6 +215,19 @@ impl WindowOperator for Sessions {
 
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
+    }
+
+    fn key_is_idle(&self, key: KeyId) -> bool {
+        // Queue entries of fired or merged sessions may still name the key.
+        // Popping one fires only sessions that are due anyway, whichever
+        // key holds the id by then, so the id can be reused.
+        self.keys.get(key as usize).is_none_or(|s| s.is_empty())
+    }
+
+    fn forget_key(&mut self, key: KeyId) {
+        if self.keys.get(key as usize).is_some_and(|s| s.spilled()) {
+            self.keys[key as usize] = KeySessions::default();
+        }
     }
 }
 

@@ -278,6 +278,9 @@ impl WindowOperator for Sliding {
                 out.push(key, start, end, slices.range(first, last));
                 // Slices no later window covers: start <= end - size.
                 slices.drain_to(first, &mut out.released);
+                if slices.iter().next().is_none() {
+                    out.idle.push(key);
+                }
             }
         }
     }
@@ -320,6 +323,21 @@ impl WindowOperator for Sliding {
 
     fn release(&mut self, slots: &[SlotId]) {
         self.slots.release_all(slots);
+    }
+
+    fn key_is_idle(&self, key: KeyId) -> bool {
+        // No open slice means no window to fire either: a key's windows are
+        // registered with its slices and a slice closes with its last window.
+        self.keys.get(key as usize).is_none_or(|s| s.iter().next().is_none())
+    }
+
+    fn forget_key(&mut self, key: KeyId) {
+        // An idle inline entry is as good as a new one: write (and copy a
+        // chunk a checkpoint shares) only to free a spilled list.
+        if let Some(s @ Slices::Spilled(_)) = self.keys.get(key as usize) {
+            debug_assert!(s.iter().next().is_none());
+            self.keys[key as usize] = Slices::default();
+        }
     }
 }
 

@@ -109,6 +109,7 @@ fn log(dir: &tempfile::TempDir) -> (String, u64) {
     let args = GeneratorArgs {
         events: 12_000,
         users: 150,
+        active_users: None,
         event_rate: 1,
         disorder_seconds: 8.0,
         seed: 3,
