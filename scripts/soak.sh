@@ -53,7 +53,9 @@ dead-letter = "$DIR/dead-letter.jsonl"
 listen = "127.0.0.1:$APORT"
 TOML
 
-BIN=target/release/featherflow
+# A private copy: a rebuild during an hour-long soak must not change it.
+cp target/release/featherflow "$DIR/featherflow"
+BIN=$DIR/featherflow
 start_engine() {
   RUST_LOG=info $BIN run --config "$DIR/ff.toml" >>"$DIR/engine.log" 2>&1 &
   EPID=$!

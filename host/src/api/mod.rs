@@ -462,6 +462,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     metric("late_events_total", "counter", "Late events per view.");
     metric("windows_fired_total", "counter", "Windows fired per view.");
     metric("plugin_errors_total", "counter", "Failed plugin calls per view.");
+    metric(
+        "plugin_instance_recycles_total",
+        "counter",
+        "Plugin instances replaced per view because their memory passed the high-water mark (3/4 of plugins.memory-limit-mib).",
+    );
     metric("plugin_calls_total", "counter", "Plugin calls per view.");
     metric("plugin_seconds_total", "counter", "Time in plugin calls per view.");
     metric(
@@ -550,6 +555,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         let _ = writeln!(o, "featherflow_late_events_total{{{l}}} {}", st.late);
         let _ = writeln!(o, "featherflow_windows_fired_total{{{l}}} {}", st.windows_fired);
         let _ = writeln!(o, "featherflow_plugin_errors_total{{{l}}} {}", st.plugin_errors);
+        let _ = writeln!(
+            o,
+            "featherflow_plugin_instance_recycles_total{{{l}}} {}",
+            st.instance_recycles
+        );
         let _ = writeln!(o, "featherflow_plugin_calls_total{{{l}}} {}", st.plugin_calls);
         let _ = writeln!(
             o,

@@ -74,7 +74,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut config = crate::config::Config::load(None)?;
     config.engine.batch_size = args.batch_size;
     config.output.dead_letter = String::new();
-    let plugin_engine = PluginEngine::new()?;
+    let plugin_engine = PluginEngine::from_config(&config)?;
     let plugins = load_plugins(&plugin_engine, &args.plugins, Limits::from_config(&config))?;
     if args.checkpoints {
         return checkpoints(&config, &plugins, &path, &args.dir);

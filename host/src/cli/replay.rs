@@ -111,7 +111,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .plugins
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.plugins.dir));
-    let plugin_engine = PluginEngine::new()?;
+    let plugin_engine = PluginEngine::from_config(&config)?;
     let limits = Limits::from_config(&config);
     let plugins = load_plugins(&plugin_engine, &dir, limits)?;
     let deploys = if args.watch {
@@ -181,7 +181,7 @@ pub fn print_summary(engine: &Engine, elapsed: std::time::Duration) {
 
 pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(&args.common)?;
-    let plugin_engine = PluginEngine::new()?;
+    let plugin_engine = PluginEngine::from_config(&config)?;
     let plugin = Arc::new(plugin_engine.load_file(&args.wasm, Limits::from_config(&config))?);
     let out_path = args.out.clone().unwrap_or_else(|| {
         if args.expect.is_some() {

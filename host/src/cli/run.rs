@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     spawn_signal_listener(shutdown.clone(), config.engine.shutdown_timeout, store.clone())?;
     let stop = || shutdown.load(Ordering::Relaxed);
 
-    let plugin_engine = PluginEngine::new()?;
+    let plugin_engine = PluginEngine::from_config(&config)?;
     let limits = Limits::from_config(&config);
     let plugins_dir = Path::new(&config.plugins.dir);
     let plugins = load_plugins(&plugin_engine, plugins_dir, limits)?;

@@ -73,6 +73,8 @@ pub struct RestoreConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PluginsConfig {
     pub dir: String,
+    /// Where compiled components are kept between loads ("" = nowhere).
+    pub cache_dir: String,
     pub memory_limit_mib: usize,
     #[serde(with = "humantime_serde_compat")]
     pub batch_deadline: Duration,

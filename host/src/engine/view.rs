@@ -28,6 +28,9 @@ pub struct ViewStats {
     pub plugin_nanos: u64,
     /// Events and windows sent to the dead-letter log after a plugin failure.
     pub dead_lettered: u64,
+    /// Plugin instances replaced because their memory passed the high-water
+    /// mark (no call failed; see `Limits::high_water_bytes`).
+    pub instance_recycles: u64,
     /// Plugin call latency histogram: calls at or under each bound of
     /// [`PLUGIN_LATENCY_BOUNDS_US`] (not cumulative).
     pub plugin_latency_buckets: [u64; PLUGIN_LATENCY_BOUNDS_US.len()],
@@ -457,6 +460,7 @@ impl View {
                 arena[batch_slots[i] as usize].state.set(state);
             });
         self.stats.record_call(started.elapsed());
+        self.stats.instance_recycles = self.instance.recycled;
         self.stats.batches += 1;
         if let Err(e) = result {
             self.dead_letter_events(&e, dead_letter, source);
@@ -528,6 +532,7 @@ impl View {
             .instance
             .finish(self.windows.bytes(), n, &decl.fields, &mut self.values);
         self.stats.record_call(started.elapsed());
+        self.stats.instance_recycles = self.instance.recycled;
         if let Err(e) = result {
             for w in windows {
                 let entity = keys.name(w.key);

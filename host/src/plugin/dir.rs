@@ -26,7 +26,7 @@ pub fn load_dir(engine: &PluginEngine, dir: &Path, limits: Limits) -> Result<Vec
                     tracing::error!(path = %path.display(), view = %p.declaration.view, other = %other.source, "plugin refused: another plugin already serves this view");
                     continue;
                 }
-                tracing::info!(path = %path.display(), view = %p.declaration.view, version = %p.declaration.version, hash = %p.short_hash(), window = %p.declaration.window, load_ms = p.compile_time.as_millis() as u64, "plugin loaded");
+                tracing::info!(path = %path.display(), view = %p.declaration.view, version = %p.declaration.version, hash = %p.short_hash(), window = %p.declaration.window, load_ms = p.compile_time.as_millis() as u64, cached = p.from_cache, "plugin loaded");
                 plugins.push(Arc::new(p));
             }
             Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin refused"),

@@ -22,6 +22,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub(super) struct EngineInner {
     pub(super) engine: Engine,
     pub(super) linker: Linker<Sandbox>,
+    /// Where compiled components are kept (`plugins.cache-dir`), if anywhere.
+    pub(super) cache_dir: Option<std::path::PathBuf>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -39,9 +41,23 @@ pub struct PluginEngine {
 }
 
 impl PluginEngine {
+    /// [`PluginEngine::with_cache`] with `plugins.cache-dir`.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, PluginError> {
+        let dir = &config.plugins.cache_dir;
+        Self::with_cache((!dir.is_empty()).then(|| dir.into()))
+    }
+
     /// The wasmtime engine, its linker (WASI with an empty context) and the
-    /// epoch ticker thread.
+    /// epoch ticker thread; no cache of compiled components.
     pub fn new() -> Result<Self, PluginError> {
+        Self::with_cache(None)
+    }
+
+    /// [`PluginEngine::new`], keeping compiled components in `cache_dir`
+    /// (`plugins.cache-dir`): a component loaded again (a restart, a swap
+    /// back) is read instead of compiled. The directory must be writable by
+    /// this user only: what is in it runs as compiled code.
+    pub fn with_cache(cache_dir: Option<std::path::PathBuf>) -> Result<Self, PluginError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         // Plugins are synchronous; without the concurrency machinery every
@@ -64,6 +80,7 @@ impl PluginEngine {
         let inner = Arc::new(EngineInner {
             engine: engine.clone(),
             linker,
+            cache_dir,
             stop_ticker: stop.clone(),
         });
         // The ticker holds only a weak reference, so dropping the last

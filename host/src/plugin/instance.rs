@@ -5,6 +5,13 @@
 //! It owns the host side of a call: decoding the output with the batch codec
 //! and naming failures. It must not depend on loading or validating
 //! components (`load.rs`).
+//!
+//! After every call it collects what the guest printed (logged, at most one
+//! line per instance every 10 s, and added to the reason of a failed call),
+//! and replaces an instance whose memory passed the high-water mark
+//! ([`Limits::high_water_bytes`]) before it can hit the limit.
+
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 
@@ -27,7 +34,28 @@ pub struct PluginInstance {
     pub(super) limits: Limits,
     /// How often the instance was replaced after a trap.
     pub replaced: u64,
+    /// How often it was replaced because its memory passed the high-water
+    /// mark (no call failed).
+    pub recycled: u64,
+    pub(super) printed: Printed,
+    /// What the guest wrote to stderr during the last call (for the reason
+    /// of an error it returned).
+    pub(super) last_stderr: String,
 }
+
+/// Rate limit of the log lines of guest output.
+#[derive(Default)]
+pub(super) struct Printed {
+    last_logged: Option<Instant>,
+    /// Drains not logged since the last line.
+    held_back: u64,
+}
+
+/// How often an instance's output may reach the log.
+const PRINT_EVERY: Duration = Duration::from_secs(10);
+
+/// At most this much of the guest's stderr goes into a failure reason.
+const REASON_OUTPUT: usize = 2048;
 
 impl PluginInstance {
     /// Run one call under the deadline; on a trap replace the instance (its
@@ -38,10 +66,19 @@ impl PluginInstance {
         name: &'static str,
     ) -> Result<R, PluginError> {
         self.store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
-        match call(&self.bindings, &mut self.store) {
-            Ok(r) => Ok(r),
+        let result = call(&self.bindings, &mut self.store);
+        let stderr = self.collect_output(name);
+        self.last_stderr.clone_from(&stderr);
+        match result {
+            Ok(r) => {
+                if self.store.data().memory_bytes() > self.limits.high_water_bytes() {
+                    self.recycle()?;
+                }
+                Ok(r)
+            }
             Err(e) => {
-                let reason = describe_trap(&e, self.limits);
+                let mut reason = describe_trap(&e, self.limits);
+                append_output(&mut reason, &stderr);
                 self.replace()?;
                 Err(PluginError::Trap {
                     plugin: self.label.clone(),
@@ -50,6 +87,40 @@ impl PluginInstance {
                 })
             }
         }
+    }
+
+    /// Log what the guest printed during call `call` (rate-limited) and
+    /// return its stderr, for a failure reason.
+    fn collect_output(&mut self, call: &str) -> String {
+        let data = self.store.data();
+        let (out, err) = (data.stdout.drain(), data.stderr.drain());
+        if out.is_none() && err.is_none() {
+            return String::new();
+        }
+        let now = Instant::now();
+        let p = &mut self.printed;
+        if p.last_logged.is_none_or(|t| now.duration_since(t) >= PRINT_EVERY) {
+            for (stream, text) in [("stdout", &out), ("stderr", &err)] {
+                if let Some((text, dropped)) = text {
+                    tracing::warn!(plugin = %self.label, call, stream, dropped_bytes = dropped, held_back = p.held_back, "plugin printed: {}", text.trim_end());
+                }
+            }
+            p.last_logged = Some(now);
+            p.held_back = 0;
+        } else {
+            p.held_back += 1;
+        }
+        err.map(|(text, _)| text).unwrap_or_default()
+    }
+
+    /// Replace an instance that has grown too large between two calls.
+    fn recycle(&mut self) -> Result<(), PluginError> {
+        let grown = self.store.data().memory_bytes();
+        self.replace()?;
+        self.replaced -= 1;
+        self.recycled += 1;
+        tracing::debug!(plugin = %self.label, memory_mib = grown >> 20, recycled = self.recycled, "instance replaced: its memory passed the high-water mark");
+        Ok(())
     }
 
     /// Throw the instance away and start a fresh one.
@@ -72,6 +143,8 @@ impl PluginInstance {
             wit::PluginError::Unsupported(s) => format!("unsupported: {s}"),
             wit::PluginError::Other(s) => s,
         };
+        let mut reason = reason;
+        append_output(&mut reason, &self.last_stderr);
         PluginError::Returned {
             plugin: self.label.clone(),
             call,
@@ -149,6 +222,23 @@ impl PluginInstance {
         let states = codec::read_states(&out, n_states).map_err(|e| self.malformed("migrate", e))?;
         Ok(states.into_iter().map(<[u8]>::to_vec).collect())
     }
+}
+
+/// `reason`, then the end of what the guest wrote to stderr, if anything.
+fn append_output(reason: &mut String, stderr: &str) {
+    let text = stderr.trim_end();
+    if text.is_empty() {
+        return;
+    }
+    let mut from = text.len().saturating_sub(REASON_OUTPUT);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    reason.push_str("; the plugin wrote to stderr: ");
+    if from > 0 {
+        reason.push('…');
+    }
+    reason.push_str(&text[from..]);
 }
 
 fn describe_trap(e: &wasmtime::Error, limits: Limits) -> String {

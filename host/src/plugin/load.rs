@@ -42,8 +42,7 @@ impl PluginEngine {
             reason,
         };
         let started = Instant::now();
-        let component = Component::from_binary(&self.inner.engine, bytes)
-            .map_err(|e| refused(format!("not a valid WebAssembly component: {e:#}")))?;
+        let (component, from_cache) = self.compile(bytes, &hash).map_err(&refused)?;
         let pre = self
             .inner
             .linker
@@ -62,6 +61,7 @@ impl PluginEngine {
             engine: self.clone(),
             limits,
             compile_time: Duration::ZERO,
+            from_cache,
         };
         let mut instance = plugin.instantiate()?;
         let wit_decl = instance.with_deadline(|b, s| b.call_describe(s), "describe")?;
@@ -74,6 +74,61 @@ impl PluginEngine {
         dry_run(&mut instance, &declaration).map_err(|e| refused(format!("dry run failed: {e}")))?;
         plugin.compile_time = started.elapsed();
         Ok(plugin)
+    }
+}
+
+impl PluginEngine {
+    /// Compile `bytes` (SHA-256 `hash`), or read them compiled from the
+    /// cache directory. Returns whether they came from the cache. The cache
+    /// is best effort: a file that cannot be read or written is logged and
+    /// the component compiled.
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<(Component, bool), String> {
+        let engine = &self.inner.engine;
+        let compile =
+            || Component::from_binary(engine, bytes).map_err(|e| format!("not a valid WebAssembly component: {e:#}"));
+        let Some(dir) = &self.inner.cache_dir else {
+            return Ok((compile()?, false));
+        };
+        // The same component compiled by another wasmtime or with other
+        // settings is another file.
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+        let path = dir.join(format!(
+            "{hash}-{:016x}-{}.cwasm",
+            std::hash::Hasher::finish(&h),
+            env!("CARGO_PKG_VERSION")
+        ));
+        // Read into memory rather than mapped: a file changed in place while
+        // mapped would crash the process (SIGBUS).
+        if let Ok(compiled) = std::fs::read(&path) {
+            // SAFETY: wasmtime runs precompiled code as trusted. The files
+            // are written only by this function, under the component's hash
+            // and the engine's settings, into a directory the operator keeps
+            // private (see `plugins.cache-dir`); wasmtime checks that the
+            // bytes are a compiled artifact for this engine.
+            match unsafe { Component::deserialize(engine, &compiled) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "a cached compiled plugin cannot be read; compiling it again");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = compile()?;
+        let stored = component.serialize().map_err(|e| e.to_string()).and_then(|compiled| {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            // A name of its own: loads in several threads or processes may
+            // store the same component at once; the last rename wins.
+            static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
+            std::fs::write(&tmp, compiled).map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+        });
+        if let Err(e) = stored {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot keep the compiled plugin in the cache directory (plugins.cache-dir)");
+        }
+        Ok((component, false))
     }
 }
 
@@ -166,8 +221,11 @@ pub struct Plugin {
     /// Where it came from (a path, or "upload").
     pub source: String,
     pub limits: Limits,
-    /// Time to compile, link, instantiate and dry-run it.
+    /// Time to compile (or read from the cache), link, instantiate and
+    /// dry-run it.
     pub compile_time: Duration,
+    /// Whether the compiled code came from `plugins.cache-dir`.
+    pub from_cache: bool,
     pre: FeaturePre<Sandbox>,
     engine: PluginEngine,
 }
@@ -208,6 +266,9 @@ impl Plugin {
             engine: self.engine.clone(),
             limits: self.limits,
             replaced: 0,
+            recycled: 0,
+            printed: Default::default(),
+            last_stderr: String::new(),
         })
     }
 

@@ -31,6 +31,7 @@ mod dir;
 mod engine;
 mod instance;
 mod load;
+mod output;
 pub mod runtime;
 mod sandbox;
 pub mod value;

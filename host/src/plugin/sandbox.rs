@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Feature, FeaturePre};
 use super::engine::{PluginEngine, deadline_ticks};
+use super::output::GuestOutput;
 
 /// Resource limits of one plugin instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,15 @@ pub struct Limits {
     pub deadline: Duration,
 }
 
+impl Limits {
+    /// An instance whose memory has grown past this (three quarters of the
+    /// limit) is replaced between two calls: the host keeps the states, so
+    /// a fresh instance loses nothing.
+    pub fn high_water_bytes(&self) -> usize {
+        self.memory_bytes / 4 * 3
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -35,11 +45,64 @@ impl Default for Limits {
     }
 }
 
-/// The per-store data: an empty WASI context plus the limiter.
+/// The per-store data: an empty WASI context (but for stdout and stderr,
+/// kept in memory) plus the limiter.
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limiter,
+    pub(super) stdout: GuestOutput,
+    pub(super) stderr: GuestOutput,
+}
+
+impl Sandbox {
+    /// The largest linear memory of the instance so far, in bytes.
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.limits.largest_memory
+    }
+}
+
+/// [`StoreLimits`], noting how large the instance's memories have grown.
+/// Interpreted guests (CPython, SpiderMonkey) grow their heap call after
+/// call and rarely give it back; the host replaces such an instance before
+/// it reaches the limit ([`Limits::high_water_bytes`]).
+struct Limiter {
+    inner: StoreLimits,
+    largest_memory: usize,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.largest_memory = self.largest_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
 }
 
 impl WasiView for Sandbox {
@@ -78,7 +141,10 @@ pub(super) fn new_store(
     pre: &FeaturePre<Sandbox>,
     limits: Limits,
 ) -> wasmtime::Result<(Store<Sandbox>, Feature)> {
+    let (stdout, stderr) = (GuestOutput::default(), GuestOutput::default());
     let wasi = WasiCtx::builder()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
         .insecure_random_seed(0)
@@ -87,11 +153,20 @@ pub(super) fn new_store(
     let sandbox = Sandbox {
         wasi,
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(8)
-            .trap_on_grow_failure(true)
-            .build(),
+        stdout,
+        stderr,
+        limits: Limiter {
+            largest_memory: 0,
+            inner: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                // A Rust guest is 2 core instances; a CPython one (componentize-py)
+                // about 14, a SpiderMonkey one (componentize-js) a few more.
+                .instances(32)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+        },
     };
     let mut store = Store::new(&engine.inner.engine, sandbox);
     store.limiter(|s| &mut s.limits);

@@ -151,6 +151,73 @@ fn a_memory_bomb_hits_the_limit_and_is_contained() {
 }
 
 #[test]
+fn what_a_trapping_plugin_printed_is_in_the_reason() {
+    // The guest's panic message goes to its stderr before it aborts.
+    let (_, _, dead) = run_beside("trap", &events_with_poison(&[5]));
+    let line = dead
+        .lines()
+        .find(|l| l.contains("test_trap"))
+        .expect("a dead-lettered event");
+    assert!(
+        line.contains("the plugin wrote to stderr")
+            && line.contains("test_trap traps on purpose (event at 1704067205000 ms)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_instance_whose_memory_creeps_up_is_replaced_before_it_fails() {
+    // Every `grow` event leaks 1 MiB: 40 of them are more than the 32 MiB
+    // limit, but the instance is replaced each time it passes 24 MiB.
+    let lines: Vec<String> = (0..40)
+        .map(|i| line(1_704_067_200_000 + i * 1_000, "grow", &format!("u{}", i % 3)))
+        .collect();
+    let (engine, records, dead) = run_beside("memory-bomb", &lines);
+    let bad = &engine.views()[1];
+    assert_eq!(bad.stats.plugin_errors, 0, "{dead}");
+    assert_eq!(bad.stats.dead_lettered, 0);
+    assert!(bad.stats.instance_recycles >= 1, "{:?}", bad.stats);
+    assert_eq!(records.iter().filter(|r| &*r.view == "test_memory_bomb").count(), 3);
+}
+
+#[test]
+fn compiled_components_are_cached_by_content_and_a_damaged_file_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = || {
+        PluginEngine::with_cache(Some(dir.path().to_path_buf()))
+            .unwrap()
+            .load_file(&guest("user-activity"), limits())
+            .unwrap()
+    };
+    let first = load();
+    assert!(!first.from_cache);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].to_string_lossy().contains(&first.hash),
+        "named by the component's hash"
+    );
+    // A restart (a new engine) reads it; the load's dry run ran on it.
+    let again = load();
+    assert!(again.from_cache);
+    assert_eq!(
+        (again.hash.as_str(), &again.declaration),
+        (first.hash.as_str(), &first.declaration)
+    );
+    std::fs::write(&files[0], b"not compiled code").unwrap();
+    let third = load();
+    assert!(!third.from_cache, "a damaged file is not used");
+    assert!(
+        std::fs::metadata(&files[0]).unwrap().len() > 10_000,
+        "and is written again"
+    );
+    assert!(load().from_cache);
+}
+
+#[test]
 fn repeated_failures_disable_the_view_and_the_rest_runs_on() {
     // Poison in three consecutive batches of 4.
     let (engine, records, _) = run_beside("trap", &events_with_poison(&[1, 5, 9]));

@@ -5,6 +5,10 @@
 //! For the host's memory-limit tests: `memory.grow` must be refused at the
 //! limit, which makes the allocator fail and the guest trap (abort), not the
 //! host run out of memory.
+//!
+//! On events of type `grow` it leaks 1 MiB each instead, the way an
+//! interpreter's heap creeps up call after call: the host must replace the
+//! instance at its high-water mark, before any call fails.
 
 use std::hint::black_box;
 
@@ -26,6 +30,10 @@ impl Feature for MemoryBomb {
     }
 
     fn update(_: &mut (), event: &Event<'_>) {
+        if event.event_type == "grow" {
+            black_box(Box::leak(vec![0xcd_u8; CHUNK].into_boxed_slice()));
+            return;
+        }
         if event.event_type != "poison" {
             return;
         }
