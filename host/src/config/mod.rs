@@ -25,13 +25,49 @@ pub struct Config {
     pub api: ApiConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written out: librdkafka properties that hold secrets
+/// (`sasl.password`, `ssl.key.password`, ... see [`is_secret_property`])
+/// print as `***`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
     pub group: String,
     pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// Whether a librdkafka property's value is a secret: passwords, keys,
+/// OAuth client secrets and JAAS configs.
+pub fn is_secret_property(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "sasl.jaas",
+        "key.pem",
+        "ssl.key",
+        "oauthbearer.config",
+        "token",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: std::collections::BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret_property(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("properties", &properties)
+            .finish()
+    }
 }
 
 /// `Debug` is written out: it shows the URL through [`redact_url`], so a
@@ -472,6 +508,31 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_debug_print_of_the_config_shows_no_secret() {
+        let toml = r#"
+            [kafka.properties]
+            "sasl.password" = "kafka-secret-1"
+            "ssl.key.password" = "kafka-secret-2"
+            "sasl.oauthbearer.client.secret" = "kafka-secret-3"
+            "sasl.jaas.config" = "kafka-secret-4"
+            "security.protocol" = "SASL_SSL"
+            [redis]
+            url = "redis://:redis-secret@127.0.0.1:6379/0"
+        "#;
+        let c = Config::from_parts(Some(("ff.toml", toml)), &[]).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("secret-"), "{printed}");
+        assert!(
+            printed.contains("SASL_SSL") && printed.contains("sasl.password"),
+            "{printed}"
+        );
+        assert_eq!(
+            c.kafka.properties["sasl.password"], "kafka-secret-1",
+            "the value itself is kept"
+        );
+    }
 
     #[test]
     fn defaults_load() {
