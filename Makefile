@@ -3,6 +3,7 @@
 #   make test    everything the CI runs: guests, fmt, clippy, all tests
 #   make bench   the replay benchmark (10 M events, pinned to one core)
 #   make bench-floor  the same log through plugins that do no work: the engine's share
+#   make lang-plugins the Python and JavaScript ports of the seed plugins (pinned toolchains)
 
 CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
@@ -10,7 +11,7 @@ WASM_DIR := target/$(WASM_TARGET)/wasm
 SEED_PLUGINS := user-activity session-stats
 TEST_GUESTS := bad-user-activity loop-forever memory-bomb trap garbage wrong-world v2-user-activity v3-user-activity floor-sliding floor-session
 
-.PHONY: build deps engine plugins guests test lint bench bench-floor
+.PHONY: build deps engine plugins guests lang-plugins test lint bench bench-floor
 
 # Rust target, redis-server, tansu (idempotent; see scripts/deps.sh).
 deps:
@@ -31,15 +32,22 @@ plugins:
 guests:
 	$(CARGO) build --profile wasm --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS))
 
+# The Python and JavaScript ports, into target/lang-plugins/ (installs the
+# pinned componentize-py and componentize-js into .tools/ on first use).
+lang-plugins:
+	scripts/build-lang-plugins.sh
+
 lint:
 	python3 scripts/check-layers.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy -p featherflow --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(SEED_PLUGINS) $(TEST_GUESTS)) -- -D warnings
 
-test: deps guests lint
+test: deps guests lang-plugins lint
 	$(CARGO) test -p featherflow-sdk -p user-activity -p session-stats
 	$(CARGO) test -p featherflow --release
+	$(MAKE) engine plugins
+	SKIP_BUILD=1 scripts/test-lang-plugins.sh
 
 bench: build
 	taskset -c 0 target/release/featherflow bench --events 10000000 --users 100000 --plugins plugins --repeat 3

@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod produce;
 pub mod replay;
 pub mod run;
+pub mod scaffold;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -23,6 +23,12 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a ready plugin project: a feature, its unit test, sample
+    /// events and their expected output, the SDK and the contract.
+    New(super::scaffold::NewArgs),
+    /// Build a project made by `plugin new` into a component, installing
+    /// the pinned toolchain of its language on first use.
+    Build(super::scaffold::BuildArgs),
     /// Print what a plugin declares.
     Inspect {
         wasm: PathBuf,
@@ -35,13 +41,17 @@ pub enum PluginCommand {
 pub fn run(c: PluginCommand) -> anyhow::Result<ExitCode> {
     match c {
         PluginCommand::Test(args) => plugin_test(args),
+        PluginCommand::New(args) => super::scaffold::new(args),
+        PluginCommand::Build(args) => super::scaffold::build(args),
         PluginCommand::Inspect { wasm, json } => plugin_inspect(&wasm, json),
         PluginCommand::History { config, json } => plugin_history(config.as_deref(), json),
     }
 }
 
 fn plugin_inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let plugin_engine = PluginEngine::new()?;
+    // The compiled-component cache of the default configuration (and the
+    // environment): an interpreted plugin compiles for seconds.
+    let plugin_engine = PluginEngine::from_config(&crate::config::Config::load(None)?)?;
     let p = plugin_engine.load_file(wasm, Limits::default())?;
     let d = &p.declaration;
     if json {

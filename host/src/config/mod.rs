@@ -111,6 +111,9 @@ pub struct PluginsConfig {
     pub dir: String,
     /// Where compiled components are kept between loads ("" = nowhere).
     pub cache_dir: String,
+    /// Where `plugin build` installs the Python and JavaScript toolchains
+    /// ("" = `~/.cache/featherflow/tools`).
+    pub tools_dir: String,
     pub memory_limit_mib: usize,
     #[serde(with = "humantime_serde_compat")]
     pub batch_deadline: Duration,

@@ -10,7 +10,9 @@ mod golden;
 mod hostile_input;
 mod hotswap;
 mod kafka_redis;
+mod languages;
 mod sandbox;
+mod scaffold;
 mod services;
 
 use std::path::{Path, PathBuf};
