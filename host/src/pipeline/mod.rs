@@ -93,6 +93,11 @@ pub struct PipelineOptions {
     pub restart_backoff: Duration,
     /// How long one poll of the source may wait for records.
     pub poll_timeout: Duration,
+    /// An unbounded source that has delivered nothing for this long while
+    /// its end offsets are ahead of the positions (or it does not report
+    /// them) is stalled: a broker that accepts connections but serves no
+    /// fetch, which no error reports. Checked at most every 10 s.
+    pub stall_after: Duration,
 }
 
 impl Default for PipelineOptions {
@@ -104,6 +109,7 @@ impl Default for PipelineOptions {
             max_restarts: 10,
             restart_backoff: Duration::from_millis(100),
             poll_timeout: Duration::from_millis(50),
+            stall_after: Duration::from_secs(60),
         }
     }
 }
@@ -147,6 +153,9 @@ pub struct Pipeline {
     last_idle_check: Instant,
     /// The source failing (a broker down): logged once, then quietly.
     source_outage: Outage,
+    /// When the source last delivered records (or the run started).
+    last_records: Instant,
+    last_stall_check: Instant,
 }
 
 impl Pipeline {
@@ -166,6 +175,8 @@ impl Pipeline {
             first_record: None,
             last_idle_check: Instant::now(),
             source_outage: Outage::new("the source"),
+            last_records: Instant::now(),
+            last_stall_check: Instant::now(),
         }
     }
 
@@ -335,6 +346,7 @@ impl Pipeline {
             self.summary.records += records;
             if records > 0 {
                 self.first_record.get_or_insert_with(Instant::now);
+                self.last_records = Instant::now();
             }
             let mut outcome = match failed {
                 Some(e) => Err(e),
@@ -349,6 +361,9 @@ impl Pipeline {
                     // Quiet: hand over what has fired.
                     if outcome.is_ok() {
                         outcome = engine.flush();
+                    }
+                    if !bounded {
+                        self.check_stalled();
                     }
                 }
                 Ok(Polled::End) if outcome.is_ok() => {
@@ -417,6 +432,54 @@ impl Pipeline {
         Ok(&self.summary)
     }
 
+    /// A quiet source: is there data it does not deliver? After
+    /// [`PipelineOptions::stall_after`] without records, compare the end
+    /// offsets with the positions (at most every 10 s): a stall is an
+    /// outage of the source, logged once and shown on /health/ready.
+    fn check_stalled(&mut self) {
+        let quiet_for = self.last_records.elapsed();
+        let every = self.opts.stall_after.min(Duration::from_secs(10));
+        if quiet_for < self.opts.stall_after || self.last_stall_check.elapsed() < every {
+            return;
+        }
+        self.last_stall_check = Instant::now();
+        let partitions = self.source.partitions();
+        if partitions.is_empty() {
+            return;
+        }
+        let ends = self.source.end_offsets();
+        let behind: Vec<String> = partitions
+            .iter()
+            .filter_map(|p| {
+                let at = self.positions.get(p).copied().unwrap_or(0);
+                match ends.get(p) {
+                    Some(&end) if end > at => Some(format!("partition {p} at {at} of {end}")),
+                    Some(_) => None,
+                    None => Some(format!("partition {p}: no end offset")),
+                }
+            })
+            .collect();
+        if behind.is_empty() {
+            // Quiet and caught up: a quiet stream, not a failure.
+            return;
+        }
+        let reason = if ends.is_empty() {
+            format!(
+                "no record for {:.0} s and the broker does not report end offsets: it does not answer",
+                quiet_for.as_secs_f64()
+            )
+        } else {
+            format!(
+                "no record for {:.0} s although the broker has more ({}): it accepts requests but serves no fetch",
+                quiet_for.as_secs_f64(),
+                behind.join(", ")
+            )
+        };
+        self.summary.source_errors += 1;
+        self.source_outage.failed(&reason);
+        self.summary.source_failing = true;
+    }
+
     /// End of input: fire every window, and wait until the sink has it all.
     fn finish(&mut self) -> Result<(), EngineError> {
         let engine = self.engine.as_mut().expect("engine");
@@ -482,5 +545,74 @@ impl Pipeline {
         self.restore(None)?;
         self.register_partitions();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::sink::CountingSink;
+    use crate::source::Block;
+
+    /// An unbounded source that never delivers, whose broker reports `end`
+    /// for its one partition (or nothing).
+    struct Silent {
+        end: Option<i64>,
+    }
+
+    impl Source for Silent {
+        fn name(&self) -> &str {
+            "silent"
+        }
+        fn partitions(&self) -> Vec<u32> {
+            vec![0]
+        }
+        fn seek(&mut self, _: &BTreeMap<u32, i64>) -> Result<(), SourceError> {
+            Ok(())
+        }
+        fn poll(&mut self, timeout: Duration, _: &mut dyn FnMut(u32, &Block<'_>)) -> Result<Polled, SourceError> {
+            std::thread::sleep(timeout);
+            Ok(Polled::Quiet)
+        }
+        fn is_bounded(&self) -> bool {
+            false
+        }
+        fn end_offsets(&self) -> BTreeMap<u32, i64> {
+            self.end
+                .map(|e| BTreeMap::from([(0, e)]))
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+    }
+
+    /// Run a pipeline over `source` for 600 ms with a 100 ms stall limit.
+    fn run_silent(end: Option<i64>) -> Summary {
+        let engine = Engine::new(EngineConfig::default(), Box::new(CountingSink::default()));
+        let opts = PipelineOptions {
+            finish_at_end: false,
+            stall_after: Duration::from_millis(100),
+            poll_timeout: Duration::from_millis(10),
+            ..PipelineOptions::default()
+        };
+        let mut p = Pipeline::new(engine, Box::new(Silent { end }), opts);
+        p.start(None).unwrap();
+        let until = Instant::now() + Duration::from_millis(600);
+        p.run(&|| Instant::now() >= until).unwrap().clone()
+    }
+
+    #[test]
+    fn a_source_with_data_it_does_not_deliver_is_an_outage() {
+        let s = run_silent(Some(42));
+        assert!(s.source_failing && s.source_errors > 0, "{s:?}");
+        let s = run_silent(None);
+        assert!(s.source_failing, "a broker that reports no end offsets: {s:?}");
+    }
+
+    #[test]
+    fn a_quiet_stream_that_is_caught_up_is_not() {
+        let s = run_silent(Some(0));
+        assert!(!s.source_failing && s.source_errors == 0, "{s:?}");
     }
 }
