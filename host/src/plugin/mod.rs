@@ -4,12 +4,18 @@
 //!
 //! - `bindings`: the one `bindgen!` site (the Rust side of `wit/feature.wit`).
 //! - `engine`: the shared [`PluginEngine`] (compilation, the WASI linker, the
-//!   epoch ticker that enforces call deadlines).
-//! - `load`: loading and validating a component into a [`Plugin`].
-//! - `sandbox`: what each instance's store holds (an empty WASI context,
-//!   frozen clocks, the memory limiter) and the [`Limits`] it runs under.
+//!   epoch ticker that enforces call deadlines, the compiled-component cache
+//!   directory).
+//! - `load`: loading and validating a component into a [`Plugin`], compiled
+//!   or read from the cache.
+//! - `sandbox`: what each instance's store holds (an empty WASI context but
+//!   for stdout and stderr, frozen clocks, the memory limiter that notes the
+//!   largest memory) and the [`Limits`] it runs under.
+//! - `output`: a guest's stdout and stderr, kept in memory for the log and
+//!   for failure reasons.
 //! - `instance`: a sandboxed [`PluginInstance`] and the four calls of the
-//!   contract.
+//!   contract; replaces an instance after a trap or past its memory
+//!   high-water mark.
 //! - [`runtime`]: the items of the five above under their established path,
 //!   `plugin::runtime` (re-exports only).
 //! - [`declaration`]: what a plugin says it is, validated.
