@@ -270,11 +270,11 @@ fn checkpoints(
         pause.as_secs_f64() * 1000.0
     );
     println!(
-        "  encode + put:   {:.0} ms (checkpoint thread; each chunk into sled as it is made)",
+        "  encode + put:   {:.0} ms (checkpoint thread; each chunk to its file as it is made)",
         encode * 1000.0
     );
     println!(
-        "  sled commit:    {:.0} ms ({:.1} MiB, {} chunks, flushed)",
+        "  commit:         {:.0} ms ({:.1} MiB, {} chunks, flushed)",
         write * 1000.0,
         meta.size_bytes as f64 / 1048576.0,
         meta.chunks.len()

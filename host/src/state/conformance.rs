@@ -149,3 +149,94 @@ fn checkpoint_refs() {
     assert_eq!(parse_checkpoint_ref("data/checkpoints/chk-42/"), Some(42));
     assert_eq!(parse_checkpoint_ref("nope"), None);
 }
+
+/// Bytes under `dir`, recursively.
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() { disk_usage(&entry.path()) } else { meta.len() };
+    }
+    total
+}
+
+#[test]
+fn sled_store_size_follows_the_checkpoints_it_keeps() {
+    // A job checkpoints every 30 s and keeps 3: over months the store must
+    // hold about 3 checkpoints, not every checkpoint it ever wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let s = SledStore::open(&path).unwrap();
+    const CHUNK: usize = 1 << 20;
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    for id in 1..=60u64 {
+        let chunks = (0..4)
+            .map(|c| {
+                let bytes = (0..CHUNK)
+                    .map(|_| {
+                        noise ^= noise << 13;
+                        noise ^= noise >> 7;
+                        noise ^= noise << 17;
+                        noise as u8
+                    })
+                    .collect();
+                (format!("view/v/{c:05}"), bytes)
+            })
+            .collect();
+        s.write(&mut meta(id), chunks).unwrap();
+        s.retain(3).unwrap();
+    }
+    let kept = 3 * 4 * CHUNK as u64;
+    let used = disk_usage(dir.path());
+    assert!(
+        used < 2 * kept,
+        "{used} bytes on disk for {kept} bytes of retained checkpoints"
+    );
+    assert_eq!(s.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![58, 59, 60]);
+    assert_eq!(s.read(60).unwrap().1.len(), 4);
+}
+
+#[test]
+fn sled_store_reads_and_ages_out_checkpoints_of_the_old_layout() {
+    // Before chunks were files, they were values of sled's tree `chunks`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let mut old = meta(2);
+    describe_chunks(&mut old, &[("view/v/00000".to_string(), vec![5; 64])]);
+    {
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let mut key = 2u64.to_be_bytes().to_vec();
+        key.extend_from_slice(b"view/v/00000");
+        db.open_tree("chunks").unwrap().insert(key, vec![5; 64]).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(2u64.to_be_bytes(), serde_json::to_vec(&old).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let s = SledStore::open(&path).unwrap();
+    assert_eq!(s.read(2).unwrap(), (old, vec![("view/v/00000".to_string(), vec![5; 64])]));
+    s.write(&mut meta(3), vec![("view/v/00000".into(), vec![6; 64])]).unwrap();
+    s.retain(1).unwrap();
+    assert!(s.read(2).unwrap_err().to_string().contains("does not exist"));
+    assert_eq!(s.read(3).unwrap().1[0].1, vec![6; 64]);
+}
+
+#[test]
+fn sled_store_removes_what_a_failed_checkpoint_left_once_a_newer_one_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let s = SledStore::open(&path).unwrap();
+    // Checkpoint 1 fails half-way (the disk filled): one chunk written, no commit.
+    s.put_chunk(1, "view/v/00000", &[1; 100]).unwrap();
+    assert!(dir.path().join("chk-1").exists());
+    s.write(&mut meta(2), vec![("view/v/00000".into(), vec![2; 10])]).unwrap();
+    s.retain(3).unwrap();
+    assert!(!dir.path().join("chk-1").exists(), "the failed checkpoint's chunks are still on disk");
+    assert!(dir.path().join("chk-2").exists());
+    // Chunk names cannot leave their checkpoint's directory.
+    s.write(&mut meta(3), vec![("../../escape".into(), vec![3])]).unwrap();
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    assert_eq!(s.read(3).unwrap().1, vec![("../../escape".to_string(), vec![3])]);
+}

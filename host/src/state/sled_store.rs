@@ -1,12 +1,25 @@
-//! Checkpoints in sled.
+//! Checkpoints in sled, with their state bytes in plain files.
 //!
-//! Two trees: `chunks` (key `id (8 bytes BE) ++ name`) and `meta` (key
-//! `id`, value JSON [`CheckpointMeta`]). A checkpoint's chunks are written
-//! one by one as they are encoded and flushed together, then its metadata is
-//! written and flushed: the metadata is the commit record, and chunks without
-//! it are removed when the store is opened. Chunks are large (a whole view's states,
-//! split at about 4 MiB), so a checkpoint of a million keys is a few dozen
-//! inserts, not millions.
+//! Layout of `dir`:
+//! - `chk-{id}/{name}`: the chunks of checkpoint `id`, one file each (`/` in
+//!   a chunk name is written `%2F`), written and synced as they are encoded;
+//! - `db/`: sled, whose tree `meta` (key `id`, 8 bytes big-endian; value
+//!   JSON [`CheckpointMeta`]) holds the commit records. The metadata goes in
+//!   and is flushed after the chunk files and their directory are durable, so
+//!   a checkpoint exists exactly when its record does. A `chk-{id}` directory
+//!   without a record is an incomplete checkpoint: removed when the store is
+//!   opened, and when a newer checkpoint is retained.
+//! - `index.json`: the list of complete checkpoints, for readers while a job
+//!   holds the database.
+//!
+//! Why files: sled is log-structured and did not give back the space of
+//! multi-megabyte values it removed. With the chunks inside it, a store that
+//! kept 3 checkpoints of 60 MB grew to 6.6 GB after 70 of them. Deleting a
+//! checkpoint's directory gives its space back at once.
+//!
+//! Stores written before files were used kept chunks in sled's tree
+//! `chunks` (key `id ++ name`): those are still read and deleted, so their
+//! checkpoints stay restorable until they age out.
 
 use super::{CheckpointMeta, CheckpointStore, StateError, verify_chunks};
 
@@ -15,7 +28,8 @@ pub struct SledStore {
     /// An exclusive lock on `{dir}/LOCK`, held while the store is open.
     _lock: std::fs::File,
     db: sled::Db,
-    chunks: sled::Tree,
+    /// Chunks of stores written before chunks were files.
+    legacy_chunks: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -39,19 +53,19 @@ impl SledStore {
         }
         let db = sled::Config::new()
             .path(std::path::Path::new(dir).join("db"))
-            .cache_capacity(64 << 20)
+            .cache_capacity(8 << 20)
             .open()
             .map_err(|e| err(format!("cannot open sled: {e}")))?;
-        let chunks = db.open_tree("chunks").map_err(|e| err(e.to_string()))?;
+        let legacy_chunks = db.open_tree("chunks").map_err(|e| err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| err(e.to_string()))?;
         let store = Self {
             path: dir.to_string(),
             _lock: lock,
             db,
-            chunks,
+            legacy_chunks,
             meta,
         };
-        store.remove_orphans()?;
+        store.remove_orphans(None)?;
         Ok(store)
     }
 
@@ -62,23 +76,62 @@ impl SledStore {
         }
     }
 
-    fn remove_orphans(&self) -> Result<(), StateError> {
-        let mut orphans = Vec::new();
-        for kv in self.chunks.iter().keys() {
+    /// Remove what incomplete checkpoints left: chunk directories (of any
+    /// id when `below` is `None`, else only of ids under it) and old-layout
+    /// chunks without a commit record.
+    fn remove_orphans(&self, below: Option<u64>) -> Result<(), StateError> {
+        let committed = |id: u64| self.meta.contains_key(id.to_be_bytes()).map_err(|e| self.err(e));
+        let mut removed = 0usize;
+        let entries = std::fs::read_dir(&self.path).map_err(|e| self.err(format!("cannot list the directory: {e}")))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            if below.is_some_and(|b| id >= b) || committed(id)? {
+                continue;
+            }
+            std::fs::remove_dir_all(entry.path())
+                .map_err(|e| self.err(format!("cannot remove {}: {e}", entry.path().display())))?;
+            removed += 1;
+        }
+        let mut old = Vec::new();
+        for kv in self.legacy_chunks.iter().keys() {
             let k = kv.map_err(|e| self.err(e))?;
             let id = u64::from_be_bytes(k[..8].try_into().map_err(|_| self.err("bad chunk key"))?);
-            if !self.meta.contains_key(id.to_be_bytes()).map_err(|e| self.err(e))? {
-                orphans.push(k);
+            if !committed(id)? {
+                old.push(k);
             }
         }
-        if !orphans.is_empty() {
-            tracing::warn!(path = %self.path, chunks = orphans.len(), "removing chunks of an incomplete checkpoint");
-            for k in orphans {
-                self.chunks.remove(k).map_err(|e| self.err(e))?;
+        if !old.is_empty() {
+            for k in old {
+                self.legacy_chunks.remove(k).map_err(|e| self.err(e))?;
             }
             self.db.flush().map_err(|e| self.err(e))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            tracing::warn!(path = %self.path, checkpoints = removed, "removed the chunks of incomplete checkpoints");
         }
         Ok(())
+    }
+
+    fn chunk_dir(&self, id: u64) -> std::path::PathBuf {
+        std::path::Path::new(&self.path).join(format!("chk-{id}"))
+    }
+
+    /// The file of chunk `name`: every byte outside `[A-Za-z0-9._-]` is
+    /// written `%XX`, so no name leaves the checkpoint's directory.
+    fn chunk_file(&self, id: u64, name: &str) -> std::path::PathBuf {
+        let mut file = String::with_capacity(name.len() + 8);
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && !file.is_empty()) {
+                file.push(b as char);
+            } else {
+                file.push_str(&format!("%{b:02X}"));
+            }
+        }
+        self.chunk_dir(id).join(file)
     }
 
     fn chunk_key(id: u64, name: &str) -> Vec<u8> {
@@ -94,15 +147,25 @@ impl CheckpointStore for SledStore {
     }
 
     fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StateError> {
-        // Not flushed here: `commit` flushes before the metadata goes in.
-        self.chunks
-            .insert(Self::chunk_key(id, name), bytes)
-            .map_err(|e| self.err(e))?;
-        Ok(())
+        use std::io::Write;
+        let dir = self.chunk_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
+        let path = self.chunk_file(id, name);
+        let written = std::fs::File::create(&path).and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_data()
+        });
+        written.map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))
     }
 
     fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
-        self.db.flush().map_err(|e| self.err(e))?;
+        // The chunk files' names must be durable before the record is.
+        let dir = self.chunk_dir(meta.id);
+        if dir.exists() {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.err(format!("cannot sync {}: {e}", dir.display())))?;
+        }
         let json = serde_json::to_vec(meta).map_err(|e| self.err(e))?;
         self.meta.insert(meta.id.to_be_bytes(), json).map_err(|e| self.err(e))?;
         self.db.flush().map_err(|e| self.err(e))?;
@@ -142,12 +205,19 @@ impl CheckpointStore for SledStore {
         })?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
-            if let Some(v) = self
-                .chunks
-                .get(Self::chunk_key(id, &info.name))
-                .map_err(|e| self.err(e))?
-            {
-                chunks.push((info.name.clone(), v.to_vec()));
+            let path = self.chunk_file(id, &info.name);
+            match std::fs::read(&path) {
+                Ok(bytes) => chunks.push((info.name.clone(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if let Some(v) = self
+                        .legacy_chunks
+                        .get(Self::chunk_key(id, &info.name))
+                        .map_err(|e| self.err(e))?
+                    {
+                        chunks.push((info.name.clone(), v.to_vec()));
+                    }
+                }
+                Err(e) => return Err(self.err(format!("cannot read {}: {e}", path.display()))),
             }
         }
         verify_chunks(self, &meta, &chunks)?;
@@ -155,14 +225,40 @@ impl CheckpointStore for SledStore {
     }
 
     fn delete(&self, id: u64) -> Result<(), StateError> {
-        // Metadata first: a half-deleted checkpoint is an incomplete one.
+        // The record first: a half-deleted checkpoint is an incomplete one.
         self.meta.remove(id.to_be_bytes()).map_err(|e| self.err(e))?;
-        for k in self.chunks.scan_prefix(id.to_be_bytes()).keys() {
-            let k = k.map_err(|e| self.err(e))?;
-            self.chunks.remove(k).map_err(|e| self.err(e))?;
-        }
         self.db.flush().map_err(|e| self.err(e))?;
+        let dir = self.chunk_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.err(format!("cannot remove {}: {e}", dir.display()))),
+        }
+        let mut legacy = false;
+        for k in self.legacy_chunks.scan_prefix(id.to_be_bytes()).keys() {
+            let k = k.map_err(|e| self.err(e))?;
+            self.legacy_chunks.remove(k).map_err(|e| self.err(e))?;
+            legacy = true;
+        }
+        if legacy {
+            self.db.flush().map_err(|e| self.err(e))?;
+        }
         self.write_index()
+    }
+
+    fn retain(&self, retain: usize) -> Result<(), StateError> {
+        let all = self.list()?;
+        if all.len() > retain {
+            for m in &all[..all.len() - retain] {
+                self.delete(m.id)?;
+            }
+        }
+        // A checkpoint that failed half-way (a full disk) left files that
+        // no record names; any older than the newest complete one are dead.
+        match all.last() {
+            Some(newest) => self.remove_orphans(Some(newest.id)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -196,13 +292,8 @@ impl SledStore {
 
     /// Damage a stored chunk (for tests of damaged checkpoints).
     pub fn truncate_chunk_for_test(&self, id: u64, name: &str, len: usize) -> Result<(), StateError> {
-        let key = Self::chunk_key(id, name);
-        if let Some(v) = self.chunks.get(&key).map_err(|e| self.err(e))? {
-            self.chunks
-                .insert(key, &v[..len.min(v.len())])
-                .map_err(|e| self.err(e))?;
-            self.db.flush().map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        let path = self.chunk_file(id, name);
+        let bytes = std::fs::read(&path).map_err(|e| self.err(e))?;
+        std::fs::write(&path, &bytes[..len.min(bytes.len())]).map_err(|e| self.err(e))
     }
 }
