@@ -6,6 +6,7 @@
 # same for `featherflow replay` of the same events (and the run/replay CPU
 # ratio), and Redis's CPU time.
 #   EVENTS=3000000 USERS=100000 scripts/bench-run.sh
+#   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${EVENTS:-3000000}
@@ -59,7 +60,8 @@ def measure(args):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return p, cpu, after.ru_maxrss
 r0 = redis_cpu()
-p, run_cpu, rss = measure(["target/release/featherflow", "run", "--bounded", "--no-api", "--config", config])
+perf = ["perf", "record", "-F", "499", "-g", "-o", os.environ["PERF"], "--"] if os.environ.get("PERF") else []
+p, run_cpu, rss = measure(perf + ["target/release/featherflow", "run", "--bounded", "--no-api", "--config", config])
 redis = redis_cpu() - r0
 line = [l for l in p.stderr.splitlines() if l.startswith("run:")]
 print(line[-1] if line else p.stderr[-2000:])

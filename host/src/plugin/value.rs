@@ -22,6 +22,24 @@ impl Value {
         }
     }
 
+    /// Append [`Value::to_redis_string`]'s form to `out`, without allocating
+    /// for numbers.
+    pub fn write_redis(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        match self {
+            Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Integer(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            Value::Float(f) => {
+                let from = out.len();
+                let _ = write!(out, "{f:?}");
+                if !out[from..].iter().any(|b| matches!(b, b'.' | b'e' | b'N' | b'i')) {
+                    out.extend_from_slice(b".0");
+                }
+            }
+            Value::Boolean(b) => out.push(if *b { b'1' } else { b'0' }),
+        }
+    }
+
     /// Append the JSON form.
     pub fn write_json(&self, out: &mut String) {
         use std::fmt::Write;
@@ -71,6 +89,40 @@ pub fn write_json_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_redis_is_to_redis_string() {
+        let mut values = vec![
+            Value::Text("a b:ü".into()),
+            Value::Text(String::new()),
+            Value::Boolean(true),
+            Value::Boolean(false),
+        ];
+        for i in [0, 1, -1, 42, i64::MIN, i64::MAX] {
+            values.push(Value::Integer(i));
+        }
+        for f in [
+            0.0,
+            -0.0,
+            1.0,
+            29.99,
+            1e-7,
+            1e16,
+            1e21,
+            123456789.125,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            values.push(Value::Float(f));
+        }
+        for v in values {
+            let mut out = b"x".to_vec();
+            v.write_redis(&mut out);
+            assert_eq!(out[1..], *v.to_redis_string().as_bytes(), "{v:?}");
+        }
+    }
 
     #[test]
     fn floats_keep_a_decimal_point() {

@@ -3,11 +3,13 @@
 //! The engine thread hands batches of records to a writer thread through a
 //! bounded queue; when Redis is slow or gone the queue fills and the engine
 //! blocks — backpressure instead of dropping or buffering without bound.
-//! The writer pipelines each batch as one `MULTI`/`EXEC` of `HSET` + `EXPIRE`
-//! per key, so no reader ever sees a key without its TTL, and retries a
-//! failed batch with backoff until Redis takes it (writes are deterministic
-//! upserts, so a retried batch that had in fact been applied changes
-//! nothing).
+//! The writer sends each batch as one `MULTI`/`EXEC` of `HSET` + `EXPIRE`
+//! per key, so no reader ever sees a key without its TTL, encoding RESP
+//! itself into one reused buffer. Up to [`IN_FLIGHT`] batches are sent
+//! before the first one's replies are read, so Redis is never idle waiting
+//! for the writer. On a failure the writer reconnects with backoff and sends
+//! every unacknowledged batch again until Redis takes them (writes are
+//! deterministic upserts, so a batch applied twice changes nothing).
 //!
 //! [`RedisSink::barrier`] is how checkpoints keep their promise: it
 //! completes once every record handed over before it is acknowledged by
@@ -227,91 +229,250 @@ fn scrub(text: &str, url: &str) -> String {
     out
 }
 
+/// Batches the writer sends before it reads the first one's replies: Redis
+/// executes one while the writer encodes the next and parses the last.
+const IN_FLIGHT: usize = 4;
+
+/// Batches sent and not yet acknowledged, oldest first, with the barriers
+/// that complete once they are.
+struct Batch {
+    records: Vec<FeatureRecord>,
+    /// Replies its `MULTI` … `EXEC` block gets.
+    replies: usize,
+    /// Barriers that were queued right after it.
+    barriers: Vec<mpsc::Sender<()>>,
+}
+
+struct Writer {
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    stats: Arc<RedisStats>,
+    name: String,
+    /// Redis down is logged once, then at most every 10 s, then once back.
+    outage: Outage,
+    /// The encoded commands of the batch being sent (reused).
+    buf: Vec<u8>,
+    in_flight: std::collections::VecDeque<(Batch, Instant)>,
+}
+
 fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
-    let mut conn: Option<redis::Connection> = None;
-    // Redis down is logged once, then at most every 10 s, then once back.
-    let mut outage = Outage::new("redis");
-    for msg in rx {
-        match msg {
-            Msg::Barrier(done) => {
-                let _ = done.send(());
+    let mut w = Writer {
+        client,
+        conn: None,
+        stats,
+        name,
+        outage: Outage::new("redis"),
+        buf: Vec::with_capacity(256 << 10),
+        in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
+    };
+    loop {
+        // Wait only when nothing is in flight: else take what is queued and
+        // acknowledge the oldest batch meanwhile.
+        let msg = if w.in_flight.is_empty() {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => return,
             }
-            Msg::Records(records) => {
-                for chunk in records.chunks(batch) {
-                    write_with_retry(&client, &mut conn, chunk, &stats, &name, &mut outage);
+        } else {
+            match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::TryRecvError::Empty) => {
+                    w.receive_oldest();
+                    continue;
                 }
-                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    while !w.in_flight.is_empty() {
+                        w.receive_oldest();
+                    }
+                    return;
+                }
+            }
+        };
+        match msg {
+            Msg::Barrier(done) => match w.in_flight.back_mut() {
+                Some((last, _)) => last.barriers.push(done),
+                None => {
+                    let _ = done.send(());
+                }
+            },
+            Msg::Records(records) => {
+                let mut records = records;
+                while records.len() > batch {
+                    // One more batch than was handed over.
+                    w.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    let rest = records.split_off(batch);
+                    w.send(records);
+                    records = rest;
+                }
+                w.send(records);
             }
         }
     }
 }
 
-fn write_with_retry(
-    client: &redis::Client,
-    conn: &mut Option<redis::Connection>,
-    records: &[FeatureRecord],
-    stats: &RedisStats,
-    name: &str,
-    outage: &mut Outage,
-) {
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        if conn.is_none() {
-            match connect(client) {
+impl Writer {
+    /// Send one batch (at most `redis.batch` records) as one `MULTI` … `EXEC`,
+    /// first making room (at most [`IN_FLIGHT`] batches unacknowledged).
+    fn send(&mut self, records: Vec<FeatureRecord>) {
+        if records.is_empty() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        while self.in_flight.len() >= IN_FLIGHT {
+            self.receive_oldest();
+        }
+        self.buf.clear();
+        let replies = encode_batch(&records, &mut self.buf);
+        let batch = Batch {
+            records,
+            replies,
+            barriers: Vec::new(),
+        };
+        let sent = match self.connected() {
+            true => self
+                .conn
+                .as_mut()
+                .expect("connected")
+                .send_packed_command(&self.buf)
+                .map_err(|e| e.to_string()),
+            false => Err(String::new()),
+        };
+        self.in_flight.push_back((batch, Instant::now()));
+        if let Err(e) = sent {
+            self.failed(&e);
+        }
+    }
+
+    /// Read the replies of the oldest batch in flight and acknowledge it;
+    /// on any failure, reconnect and send every batch in flight again (the
+    /// writes are upserts) until they are all acknowledged.
+    fn receive_oldest(&mut self) {
+        let Some((batch, _)) = self.in_flight.front() else {
+            return;
+        };
+        let replies = batch.replies;
+        let read = match self.conn.as_mut() {
+            Some(c) => read_replies(c, replies),
+            None => Err("not connected".into()),
+        };
+        match read {
+            Ok(()) => {
+                self.outage.ok();
+                let (batch, sent) = self.in_flight.pop_front().expect("checked above");
+                self.acknowledged(batch, sent);
+            }
+            Err(e) => self.failed(&e),
+        }
+    }
+
+    /// A send or a read failed: back off, reconnect and send every batch in
+    /// flight again, until Redis takes them all.
+    fn failed(&mut self, error: &str) {
+        let mut error = error.to_string();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.connected.store(false, Ordering::Relaxed);
+            if !error.is_empty() {
+                let keys: usize = self.in_flight.iter().map(|(b, _)| b.records.len()).sum();
+                self.outage.failed(&format_args!(
+                    "{}: a write of {keys} keys failed (retried): {error}",
+                    self.name
+                ));
+            }
+            self.conn = None;
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            if !self.connected() {
+                error = String::new();
+                continue;
+            }
+            let c = self.conn.as_mut().expect("connected");
+            let mut resent = Ok(());
+            for (batch, sent) in self.in_flight.iter_mut() {
+                self.buf.clear();
+                encode_batch(&batch.records, &mut self.buf);
+                *sent = Instant::now();
+                resent = c.send_packed_command(&self.buf).map_err(|e| e.to_string());
+                if resent.is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = resent {
+                error = e;
+                continue;
+            }
+            // Resent; their replies are read as usual.
+            return;
+        }
+    }
+
+    /// Whether there is a connection, made if there was none (a failure
+    /// is reported).
+    fn connected(&mut self) -> bool {
+        if self.conn.is_none() {
+            match connect(&self.client) {
                 Ok(c) => {
-                    *conn = Some(c);
-                    stats.connected.store(true, Ordering::Relaxed);
+                    self.conn = Some(c);
+                    self.stats.connected.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    stats.connected.store(false, Ordering::Relaxed);
-                    stats.retries.fetch_add(1, Ordering::Relaxed);
-                    outage.failed(&format_args!("{name} unreachable (holding the stream): {e}"));
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
+                    self.stats.connected.store(false, Ordering::Relaxed);
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    self.outage
+                        .failed(&format_args!("{} unreachable (holding the stream): {e}", self.name));
+                    return false;
                 }
             }
         }
-        let started = Instant::now();
-        let c = conn.as_mut().expect("connected above");
-        match write_batch(c, records) {
-            Ok(()) => {
-                outage.ok();
-                let took = started.elapsed();
-                stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
-                stats.keys_written.fetch_add(records.len() as u64, Ordering::Relaxed);
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                let ms = took.as_secs_f64() * 1000.0;
-                let b = LATENCY_BOUNDS_MS
-                    .iter()
-                    .position(|&u| ms <= u)
-                    .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
-                stats.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
-                let now = Instant::now();
-                stats.acknowledged(records, now, crate::clock::now_ms());
-                let mut samples = stats.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
-                if samples.len() < 4_000_000 {
-                    samples.extend(
-                        records
-                            .iter()
-                            .map(|r| now.duration_since(r.fired_at).as_micros().min(u32::MAX as u128) as u32),
-                    );
-                }
-                return;
+        true
+    }
+
+    fn acknowledged(&mut self, batch: Batch, sent: Instant) {
+        let stats = &self.stats;
+        let records = &batch.records;
+        let took = sent.elapsed();
+        stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        stats.keys_written.fetch_add(records.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        let ms = took.as_secs_f64() * 1000.0;
+        let b = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|&u| ms <= u)
+            .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
+        stats.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        stats.acknowledged(records, now, crate::clock::now_ms());
+        {
+            let mut samples = stats.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
+            if samples.len() < 4_000_000 {
+                samples.extend(
+                    records
+                        .iter()
+                        .map(|r| now.duration_since(r.fired_at).as_micros().min(u32::MAX as u128) as u32),
+                );
             }
-            Err(e) => {
-                stats.retries.fetch_add(1, Ordering::Relaxed);
-                stats.connected.store(false, Ordering::Relaxed);
-                outage.failed(&format_args!(
-                    "{name}: a write of {} keys failed (retried): {e}",
-                    records.len()
-                ));
-                *conn = None;
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+        for done in batch.barriers {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Read `n` replies; an error reply (also inside `EXEC`'s) is a failure.
+fn read_replies(conn: &mut redis::Connection, n: usize) -> Result<(), String> {
+    for _ in 0..n {
+        let v = conn.recv_response().map_err(|e| e.to_string())?;
+        match v {
+            // EXEC of a transaction that was aborted.
+            redis::Value::Nil => return Err("the transaction was aborted".into()),
+            v => {
+                v.extract_error().map_err(|e| e.to_string())?;
             }
         }
     }
+    Ok(())
 }
 
 fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
@@ -322,26 +483,109 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     Ok(c)
 }
 
-/// One `MULTI` … `EXEC`: `HSET key f v …` and `EXPIRE key ttl` per record.
-fn write_batch(conn: &mut redis::Connection, records: &[FeatureRecord]) -> redis::RedisResult<()> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+/// Append one `MULTI` … `EXEC` block, `HSET key f v …` and `EXPIRE key ttl`
+/// per record, in RESP, to `out`; returns the number of replies it gets.
+fn encode_batch(records: &[FeatureRecord], out: &mut Vec<u8>) -> usize {
+    let mut replies = 2;
+    out.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+    let mut value = Vec::with_capacity(32);
     for r in records {
-        let cmd = pipe.cmd("HSET").arg(&r.key);
+        resp_array_len(out, 2 + 2 * r.fields.len().min(r.values.len()));
+        resp_bulk(out, b"HSET");
+        resp_bulk(out, r.key.as_bytes());
         for (f, v) in r.fields.iter().zip(&r.values) {
-            cmd.arg(&f.name).arg(v.to_redis_string());
+            resp_bulk(out, f.name.as_bytes());
+            value.clear();
+            v.write_redis(&mut value);
+            resp_bulk(out, &value);
         }
-        cmd.ignore();
+        replies += 1;
         if r.ttl_seconds > 0 {
-            pipe.cmd("EXPIRE").arg(&r.key).arg(r.ttl_seconds).ignore();
+            out.extend_from_slice(b"*3\r\n$6\r\nEXPIRE\r\n");
+            resp_bulk(out, r.key.as_bytes());
+            let mut n = itoa::Buffer::new();
+            resp_bulk(out, n.format(r.ttl_seconds).as_bytes());
+            replies += 1;
         }
     }
-    pipe.query::<()>(conn)
+    out.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+    replies
+}
+
+fn resp_array_len(out: &mut Vec<u8>, n: usize) {
+    let mut b = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(b.format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn resp_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut b = itoa::Buffer::new();
+    out.push(b'$');
+    out.extend_from_slice(b.format(bytes.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_encoded_as_redis_rs_would() {
+        use crate::plugin::declaration::Field;
+        use crate::plugin::{FieldType, Value};
+        let fields: Arc<[Field]> = vec![
+            Field {
+                name: "view_count".into(),
+                ty: FieldType::Integer,
+            },
+            Field {
+                name: "avg_view_price".into(),
+                ty: FieldType::Float,
+            },
+        ]
+        .into();
+        let record = |key: &str, values: Vec<Value>, ttl: u64| FeatureRecord {
+            view: "v".into(),
+            key: key.into(),
+            entity_span: 0..1,
+            window_start: 0,
+            window_end: 1,
+            fields: fields.clone(),
+            values,
+            ttl_seconds: ttl,
+            fired_at: Instant::now(),
+        };
+        let records = [
+            record("user_features:1", vec![Value::Integer(3), Value::Float(29.99)], 7200),
+            record("session_features:ü:17", vec![Value::Integer(-1), Value::Float(0.0)], 0),
+        ];
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET")
+            .arg("user_features:1")
+            .arg("view_count")
+            .arg("3")
+            .arg("avg_view_price")
+            .arg("29.99");
+        pipe.cmd("EXPIRE").arg("user_features:1").arg(7200u64);
+        pipe.cmd("HSET")
+            .arg("session_features:ü:17")
+            .arg("view_count")
+            .arg("-1")
+            .arg("avg_view_price")
+            .arg("0.0");
+        let mut out = Vec::new();
+        let replies = encode_batch(&records, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&pipe.get_packed_pipeline())
+        );
+        // OK, QUEUED for each of the 3 commands, EXEC.
+        assert_eq!(replies, 5);
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -156,7 +156,11 @@ fn disk_usage(dir: &std::path::Path) -> u64 {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() { disk_usage(&entry.path()) } else { meta.len() };
+        total += if meta.is_dir() {
+            disk_usage(&entry.path())
+        } else {
+            meta.len()
+        };
     }
     total
 }
@@ -193,7 +197,10 @@ fn sled_store_size_follows_the_checkpoints_it_keeps() {
         used < 2 * kept,
         "{used} bytes on disk for {kept} bytes of retained checkpoints"
     );
-    assert_eq!(s.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![58, 59, 60]);
+    assert_eq!(
+        s.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![58, 59, 60]
+    );
     assert_eq!(s.read(60).unwrap().1.len(), 4);
 }
 
@@ -216,8 +223,12 @@ fn sled_store_reads_and_ages_out_checkpoints_of_the_old_layout() {
         db.flush().unwrap();
     }
     let s = SledStore::open(&path).unwrap();
-    assert_eq!(s.read(2).unwrap(), (old, vec![("view/v/00000".to_string(), vec![5; 64])]));
-    s.write(&mut meta(3), vec![("view/v/00000".into(), vec![6; 64])]).unwrap();
+    assert_eq!(
+        s.read(2).unwrap(),
+        (old, vec![("view/v/00000".to_string(), vec![5; 64])])
+    );
+    s.write(&mut meta(3), vec![("view/v/00000".into(), vec![6; 64])])
+        .unwrap();
     s.retain(1).unwrap();
     assert!(s.read(2).unwrap_err().to_string().contains("does not exist"));
     assert_eq!(s.read(3).unwrap().1[0].1, vec![6; 64]);
@@ -231,9 +242,13 @@ fn sled_store_removes_what_a_failed_checkpoint_left_once_a_newer_one_commits() {
     // Checkpoint 1 fails half-way (the disk filled): one chunk written, no commit.
     s.put_chunk(1, "view/v/00000", &[1; 100]).unwrap();
     assert!(dir.path().join("chk-1").exists());
-    s.write(&mut meta(2), vec![("view/v/00000".into(), vec![2; 10])]).unwrap();
+    s.write(&mut meta(2), vec![("view/v/00000".into(), vec![2; 10])])
+        .unwrap();
     s.retain(3).unwrap();
-    assert!(!dir.path().join("chk-1").exists(), "the failed checkpoint's chunks are still on disk");
+    assert!(
+        !dir.path().join("chk-1").exists(),
+        "the failed checkpoint's chunks are still on disk"
+    );
     assert!(dir.path().join("chk-2").exists());
     // Chunk names cannot leave their checkpoint's directory.
     s.write(&mut meta(3), vec![("../../escape".into(), vec![3])]).unwrap();

@@ -85,7 +85,11 @@ impl SledStore {
         let entries = std::fs::read_dir(&self.path).map_err(|e| self.err(format!("cannot list the directory: {e}")))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_prefix("chk-")).and_then(|n| n.parse::<u64>().ok()) else {
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("chk-"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
                 continue;
             };
             if below.is_some_and(|b| id >= b) || committed(id)? {
