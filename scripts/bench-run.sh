@@ -7,11 +7,19 @@
 # ratio), and Redis's CPU time.
 #   EVENTS=3000000 USERS=100000 scripts/bench-run.sh
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
+#   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
+# Then a live phase (LIVE_SECONDS=0 skips it): `run` keeps up with a producer
+# sending LIVE_RATE events/s whose event time goes 30x the wall clock, so a
+# 10-minute slide comes every 20 s and fires a window for every user at once;
+# it prints the fire-to-Redis latency of that steady state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${EVENTS:-3000000}
 USERS=${USERS:-100000}
 INTERVAL=${INTERVAL:-5s}
+LIVE_SECONDS=${LIVE_SECONDS:-70}
+LIVE_RATE=${LIVE_RATE:-20000}
+LIVE_EVENT_RATE=$((LIVE_RATE / 30))
 scripts/deps.sh >/dev/null
 make -s engine plugins >/dev/null
 
@@ -36,6 +44,7 @@ cat >"$DIR/ff.toml" <<TOML
 brokers = "127.0.0.1:$KPORT"
 [redis]
 url = "redis://127.0.0.1:$RPORT/0"
+batch = ${REDIS_BATCH:-512}
 [checkpoint]
 dir = "$DIR/checkpoints"
 interval = "$INTERVAL"
@@ -76,3 +85,43 @@ print(f"run / replay CPU per event: {run_cpu / max(replay_cpu, 1e-9):.2f}x")
 sys.exit(p.returncode)
 PY
 echo "== Redis: $(redis-cli -p "$RPORT" dbsize) keys"
+
+if [ "$LIVE_SECONDS" -gt 0 ]; then
+  echo "== live: $LIVE_RATE events/s for ${LIVE_SECONDS}s, $USERS users, event time 30x the wall clock (a slide every 20 s)"
+  .tools/tansu topic create live-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+  target/release/featherflow gen --events $((LIVE_RATE * LIVE_SECONDS)) --users "$USERS" --event-rate "$LIVE_EVENT_RATE" \
+    --out "$DIR/live.jsonl" >/dev/null
+  sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \
+    -e "s#^dir = \"$DIR/checkpoints\"#dir = \"$DIR/live-checkpoints\"#" "$DIR/ff.toml" >"$DIR/live.toml"
+  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" <<'PY'
+import os, re, resource, signal, subprocess, sys, time
+config, events, kport, rate, rpid = sys.argv[1:]
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+redis_cpu = lambda: cpu(rpid)
+env = {"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"}
+engine = subprocess.Popen(["target/release/featherflow", "run", "--no-api", "--config", config],
+                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+time.sleep(2)
+perf = None
+if os.environ.get("PERF_LIVE"):
+    perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", os.environ["PERF_LIVE"], "-p", str(engine.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+r0 = redis_cpu()
+subprocess.run(["target/release/featherflow", "produce", "--brokers", f"127.0.0.1:{kport}", "--topic", "live-events",
+                "--from-file", events, "--rate", rate], stderr=subprocess.DEVNULL, env=env, check=True)
+time.sleep(3)
+redis = redis_cpu() - r0
+engine_cpu = cpu(engine.pid)
+if perf:
+    perf.send_signal(signal.SIGINT)
+    perf.wait()
+engine.send_signal(signal.SIGTERM)
+_, err = engine.communicate(timeout=60)
+line = [l for l in err.splitlines() if l.startswith("run:")]
+print(line[-1] if line else err[-2000:])
+events = int(re.search(r"run: (\d+) events", line[-1]).group(1)) if line else 0
+print(f"live:   engine CPU {engine_cpu:.2f} s = {engine_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
+PY
+fi
