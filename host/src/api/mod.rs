@@ -130,7 +130,7 @@ async fn dashboard() -> Html<&'static str> {
 async fn ready(State(state): State<ApiState>) -> Response {
     let s = snapshot(&state);
     let now = crate::clock::now_ms();
-    let redis_ok = state.redis.connected.load(Ordering::Relaxed) || state.redis.batches.load(Ordering::Relaxed) == 0;
+    let redis_ok = state.redis.connected.load(Ordering::Relaxed) || !state.redis.tried.load(Ordering::Relaxed);
     let last = s.checkpoints.last().map(|c| c.created_ms);
     let recent = match last {
         Some(t) => now - t <= 3 * s.checkpoint_interval_ms as i64 + 5_000,

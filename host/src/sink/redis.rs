@@ -31,6 +31,9 @@ pub struct RedisStats {
     pub retries: AtomicU64,
     pub write_nanos: AtomicU64,
     pub connected: AtomicBool,
+    /// Whether the writer has tried Redis yet (a write or an idle ping):
+    /// until then `connected` says nothing.
+    pub tried: AtomicBool,
     /// Batches handed over and not yet acknowledged.
     pub queued: AtomicU64,
     /// Write latency histogram: counts of batches at or under each bound.
@@ -233,6 +236,10 @@ fn scrub(text: &str, url: &str) -> String {
 /// executes one while the writer encodes the next and parses the last.
 const IN_FLIGHT: usize = 4;
 
+/// With nothing to write for this long, the writer pings Redis, so that an
+/// outage is reported (log, metrics, /health/ready) before a write needs it.
+const IDLE_PING: Duration = Duration::from_secs(5);
+
 /// Batches sent and not yet acknowledged, oldest first, with the barriers
 /// that complete once they are.
 struct Batch {
@@ -253,6 +260,8 @@ struct Writer {
     /// The encoded commands of the batch being sent (reused).
     buf: Vec<u8>,
     in_flight: std::collections::VecDeque<(Batch, Instant)>,
+    /// When Redis last answered a write or a ping (or the last ping failed).
+    last_answer: Instant,
 }
 
 fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
@@ -264,14 +273,21 @@ fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<Red
         outage: Outage::new("redis"),
         buf: Vec::with_capacity(256 << 10),
         in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
+        last_answer: Instant::now(),
     };
     loop {
         // Wait only when nothing is in flight: else take what is queued and
         // acknowledge the oldest batch meanwhile.
         let msg = if w.in_flight.is_empty() {
-            match rx.recv() {
+            // Barriers come without writes: the clock is Redis's last answer.
+            let Some(wait) = IDLE_PING.checked_sub(w.last_answer.elapsed()) else {
+                w.ping();
+                continue;
+            };
+            match rx.recv_timeout(wait) {
                 Ok(m) => m,
-                Err(_) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
         } else {
             match rx.try_recv() {
@@ -358,6 +374,9 @@ impl Writer {
         match read {
             Ok(()) => {
                 self.outage.ok();
+                self.stats.connected.store(true, Ordering::Relaxed);
+                self.stats.tried.store(true, Ordering::Relaxed);
+                self.last_answer = Instant::now();
                 let (batch, sent) = self.in_flight.pop_front().expect("checked above");
                 self.acknowledged(batch, sent);
             }
@@ -373,6 +392,7 @@ impl Writer {
         loop {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             self.stats.connected.store(false, Ordering::Relaxed);
+            self.stats.tried.store(true, Ordering::Relaxed);
             if !error.is_empty() {
                 let keys: usize = self.in_flight.iter().map(|(b, _)| b.records.len()).sum();
                 self.outage.failed(&format_args!(
@@ -407,17 +427,42 @@ impl Writer {
         }
     }
 
+    /// Check that Redis answers (nothing is in flight): a failure is
+    /// reported and the connection dropped, to be made again by the next
+    /// ping or write.
+    fn ping(&mut self) {
+        self.last_answer = Instant::now();
+        if !self.connected() {
+            return;
+        }
+        let c = self.conn.as_mut().expect("connected");
+        match redis::cmd("PING").query::<()>(c) {
+            Ok(()) => {
+                self.stats.connected.store(true, Ordering::Relaxed);
+                self.stats.tried.store(true, Ordering::Relaxed);
+                self.outage.ok();
+            }
+            Err(e) => {
+                self.stats.connected.store(false, Ordering::Relaxed);
+                self.stats.tried.store(true, Ordering::Relaxed);
+                self.outage
+                    .failed(&format_args!("{} does not answer (idle check): {e}", self.name));
+                self.conn = None;
+            }
+        }
+    }
+
     /// Whether there is a connection, made if there was none (a failure
     /// is reported).
     fn connected(&mut self) -> bool {
         if self.conn.is_none() {
             match connect(&self.client) {
-                Ok(c) => {
-                    self.conn = Some(c);
-                    self.stats.connected.store(true, Ordering::Relaxed);
-                }
+                // `connected` waits for an answer: a stopped server
+                // accepts connections it never serves.
+                Ok(c) => self.conn = Some(c),
                 Err(e) => {
                     self.stats.connected.store(false, Ordering::Relaxed);
+                    self.stats.tried.store(true, Ordering::Relaxed);
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.outage
                         .failed(&format_args!("{} unreachable (holding the stream): {e}", self.name));

@@ -272,6 +272,52 @@ fn redis_and_broker_outages_lose_nothing() {
 }
 
 #[test]
+fn redis_stopped_while_nothing_is_written_is_reported() {
+    // The engine has caught up and fires nothing for now: an outage must
+    // still show (the writer checks an idle connection), and its end too.
+    let s = setup(5_000, 500, false);
+    let config = s.config("1s");
+    let log_path = s.dir.path().join("engine.log");
+    let mut child = Running(
+        featherflow()
+            .env("RUST_LOG", "info")
+            .args(["run", "--config"])
+            .arg(&config)
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = |want: &str, within: Duration| {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = http_get(s.api_port, "/health/ready");
+            if r.contains(want) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no {want} within {within:?}: {r}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    ready("\"redis_reachable\":true", Duration::from_secs(30));
+    // Caught up (every event read, the windows that could fire written) and
+    // idle past the writer's first check of the idle connection.
+    std::thread::sleep(Duration::from_secs(7));
+    ready("\"redis_reachable\":true", Duration::from_secs(1));
+    s.redis.pause();
+    let down = ready("\"redis_reachable\":false", Duration::from_secs(20));
+    assert!(down.contains("503"), "{down}");
+    s.redis.resume();
+    ready("\"redis_reachable\":true", Duration::from_secs(20));
+    services::signal(child.0.id(), "TERM");
+    child.0.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("redis failing") && log.contains("does not answer (idle check)") && log.contains("redis is back"),
+        "{log}"
+    );
+}
+
+#[test]
 fn restore_an_older_checkpoint_converges() {
     let s = setup(200_000, 5_000, false);
     let config = s.config("100ms");
