@@ -55,9 +55,18 @@ dead-letter = ""
 TOML
 
 echo "== featherflow run --bounded, then featherflow replay of the same events"
-python3 - "$DIR/ff.toml" "$DIR/events.jsonl" "$RPID" <<'PY'
+python3 - "$DIR/ff.toml" "$DIR/events.jsonl" "$RPID" "$RPORT" <<'PY'
 import os, resource, subprocess, sys, re
-config, events_file, rpid = sys.argv[1], sys.argv[2], sys.argv[3]
+config, events_file, rpid, rport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+def redis_info(port):
+    """(HSET calls, bytes received) from Redis's INFO."""
+    out = subprocess.run(["redis-cli", "-p", port, "info", "all"], capture_output=True, text=True).stdout
+    hset = re.search(r"cmdstat_hset:calls=(\d+)", out)
+    net = re.search(r"total_net_input_bytes:(\d+)", out)
+    return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
+def per_key(cpu, before, after):
+    keys, net = after[0] - before[0], after[1] - before[1]
+    return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
 def redis_cpu():
     f = open(f"/proc/{rpid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -68,16 +77,17 @@ def measure(args):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return p, cpu, after.ru_maxrss
-r0 = redis_cpu()
+r0, i0 = redis_cpu(), redis_info(rport)
 perf = ["perf", "record", "-F", "499", "-g", "-o", os.environ["PERF"], "--"] if os.environ.get("PERF") else []
 p, run_cpu, rss = measure(perf + ["target/release/featherflow", "run", "--bounded", "--no-api", "--config", config])
-redis = redis_cpu() - r0
+redis, i1 = redis_cpu() - r0, redis_info(rport)
 line = [l for l in p.stderr.splitlines() if l.startswith("run:")]
 print(line[-1] if line else p.stderr[-2000:])
 if p.returncode != 0:
     sys.exit(p.returncode)
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1))
 print(f"run:    engine CPU {run_cpu:.2f} s = {run_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; peak RSS {rss / 1024:.0f} MiB; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
+print(f"        Redis: {per_key(redis, i0, i1)}")
 p, replay_cpu, _ = measure(["target/release/featherflow", "replay", "--events", events_file, "--plugins", "plugins",
                             "--out", "/dev/null", "--dead-letter", ""])
 print(f"replay: engine CPU {replay_cpu:.2f} s = {replay_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events (same events, JSON lines to /dev/null)")
@@ -93,9 +103,18 @@ if [ "$LIVE_SECONDS" -gt 0 ]; then
     --out "$DIR/live.jsonl" >/dev/null
   sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \
     -e "s#^dir = \"$DIR/checkpoints\"#dir = \"$DIR/live-checkpoints\"#" "$DIR/ff.toml" >"$DIR/live.toml"
-  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" <<'PY'
+  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" <<'PY'
 import os, re, resource, signal, subprocess, sys, time
-config, events, kport, rate, rpid = sys.argv[1:]
+config, events, kport, rate, rpid, rport = sys.argv[1:]
+def redis_info(port):
+    """(HSET calls, bytes received) from Redis's INFO."""
+    out = subprocess.run(["redis-cli", "-p", port, "info", "all"], capture_output=True, text=True).stdout
+    hset = re.search(r"cmdstat_hset:calls=(\d+)", out)
+    net = re.search(r"total_net_input_bytes:(\d+)", out)
+    return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
+def per_key(cpu, before, after):
+    keys, net = after[0] - before[0], after[1] - before[1]
+    return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
@@ -108,11 +127,11 @@ perf = None
 if os.environ.get("PERF_LIVE"):
     perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", os.environ["PERF_LIVE"], "-p", str(engine.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-r0 = redis_cpu()
+r0, i0 = redis_cpu(), redis_info(rport)
 subprocess.run(["target/release/featherflow", "produce", "--brokers", f"127.0.0.1:{kport}", "--topic", "live-events",
                 "--from-file", events, "--rate", rate], stderr=subprocess.DEVNULL, env=env, check=True)
 time.sleep(3)
-redis = redis_cpu() - r0
+redis, i1 = redis_cpu() - r0, redis_info(rport)
 engine_cpu = cpu(engine.pid)
 if perf:
     perf.send_signal(signal.SIGINT)
@@ -123,5 +142,6 @@ line = [l for l in err.splitlines() if l.startswith("run:")]
 print(line[-1] if line else err[-2000:])
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1)) if line else 0
 print(f"live:   engine CPU {engine_cpu:.2f} s = {engine_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
+print(f"        Redis: {per_key(redis, i0, i1)}")
 PY
 fi
