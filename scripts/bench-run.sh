@@ -66,6 +66,8 @@ def redis_info(port):
     return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
 def per_key(cpu, before, after):
     keys, net = after[0] - before[0], after[1] - before[1]
+    if keys == 0:
+        return "no keys written"
     return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
 def redis_cpu():
     f = open(f"/proc/{rpid}/stat").read().rsplit(")", 1)[1].split()
@@ -103,9 +105,9 @@ if [ "$LIVE_SECONDS" -gt 0 ]; then
     --out "$DIR/live.jsonl" >/dev/null
   sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \
     -e "s#^dir = \"$DIR/checkpoints\"#dir = \"$DIR/live-checkpoints\"#" "$DIR/ff.toml" >"$DIR/live.toml"
-  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" <<'PY'
+  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" "$KPID" <<'PY'
 import os, re, resource, signal, subprocess, sys, time
-config, events, kport, rate, rpid, rport = sys.argv[1:]
+config, events, kport, rate, rpid, rport, kpid = sys.argv[1:]
 def redis_info(port):
     """(HSET calls, bytes received) from Redis's INFO."""
     out = subprocess.run(["redis-cli", "-p", port, "info", "all"], capture_output=True, text=True).stdout
@@ -114,6 +116,8 @@ def redis_info(port):
     return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
 def per_key(cpu, before, after):
     keys, net = after[0] - before[0], after[1] - before[1]
+    if keys == 0:
+        return "no keys written"
     return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -127,11 +131,11 @@ perf = None
 if os.environ.get("PERF_LIVE"):
     perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", os.environ["PERF_LIVE"], "-p", str(engine.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-r0, i0 = redis_cpu(), redis_info(rport)
+r0, i0, k0, t0 = redis_cpu(), redis_info(rport), cpu(kpid), time.time()
 subprocess.run(["target/release/featherflow", "produce", "--brokers", f"127.0.0.1:{kport}", "--topic", "live-events",
                 "--from-file", events, "--rate", rate], stderr=subprocess.DEVNULL, env=env, check=True)
 time.sleep(3)
-redis, i1 = redis_cpu() - r0, redis_info(rport)
+redis, i1, broker, wall = redis_cpu() - r0, redis_info(rport), cpu(kpid) - k0, time.time() - t0
 engine_cpu = cpu(engine.pid)
 if perf:
     perf.send_signal(signal.SIGINT)
@@ -143,5 +147,6 @@ print(line[-1] if line else err[-2000:])
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1)) if line else 0
 print(f"live:   engine CPU {engine_cpu:.2f} s = {engine_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
 print(f"        Redis: {per_key(redis, i0, i1)}")
+print(f"        the broker (tansu) used {broker / wall * 100:.0f} % of a core meanwhile")
 PY
 fi
