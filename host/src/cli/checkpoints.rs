@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::format_ms;
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
+use crate::state::CheckpointStore;
 
 #[derive(Debug, Subcommand)]
 pub enum CheckpointsCommand {
@@ -15,7 +16,8 @@ pub enum CheckpointsCommand {
     List {
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Checkpoint directory (checkpoint.dir).
+        /// A local checkpoint store (checkpoint.dir), instead of the
+        /// configuration's.
         #[arg(long)]
         dir: Option<String>,
         #[arg(long)]
@@ -32,34 +34,45 @@ pub enum CheckpointsCommand {
     },
 }
 
-fn checkpoint_dir(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<String> {
+/// Where the checkpoints are: `--dir` (a local store), else the
+/// configuration's `checkpoint.url` or `checkpoint.dir`.
+fn location(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<StoreLocation> {
     Ok(match dir {
-        Some(d) => d,
-        None => Config::load(config)?.checkpoint.dir,
+        Some(d) => StoreLocation::Local(d),
+        None => Config::load(config)?
+            .checkpoint
+            .store_dir()
+            .map_err(anyhow::Error::msg)?,
     })
 }
 
-/// The checkpoint store, or — when a running job holds its lock — `None`
-/// after saying so: the caller reads the store's index instead.
-fn open_checkpoints(dir: &str) -> anyhow::Result<Option<crate::state::SledStore>> {
-    match crate::state::SledStore::open(dir) {
-        Ok(store) => Ok(Some(store)),
-        Err(crate::state::StateError::InUse { .. }) if Path::new(dir).join("index.json").exists() => {
-            eprintln!(
-                "note: {dir} is in use (a running job?): showing its index as of the last checkpoint, chunks not verified"
-            );
-            Ok(None)
-        }
-        Err(e) => Err(e.into()),
+/// Every checkpoint's metadata, and whether chunks can be verified: a local
+/// store a running job holds is read from its index instead (after saying
+/// so); a directory store is read beside the job.
+fn open_checkpoints(at: &StoreLocation) -> anyhow::Result<(String, Option<Box<dyn CheckpointStore>>)> {
+    match at {
+        StoreLocation::Dir(dir) => Ok((
+            dir.clone(),
+            Some(Box::new(crate::state::DirStore::open_read_only(dir)?)),
+        )),
+        StoreLocation::Local(dir) => match crate::state::SledStore::open(dir) {
+            Ok(store) => Ok((dir.clone(), Some(Box::new(store)))),
+            Err(crate::state::StateError::InUse { .. }) if Path::new(dir).join("index.json").exists() => {
+                eprintln!(
+                    "note: {dir} is in use (a running job?): showing its index as of the last checkpoint, chunks not verified"
+                );
+                Ok((dir.clone(), None))
+            }
+            Err(e) => Err(e.into()),
+        },
     }
 }
 
 pub fn run(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
-    use crate::state::CheckpointStore;
     match c {
         CheckpointsCommand::List { config, dir, json } => {
-            let dir = checkpoint_dir(config.as_deref(), dir)?;
-            let all = match open_checkpoints(&dir)? {
+            let (dir, store) = open_checkpoints(&location(config.as_deref(), dir)?)?;
+            let all = match store {
                 Some(store) => store.list()?,
                 None => crate::state::SledStore::read_index(&dir)?,
             };
@@ -97,10 +110,10 @@ pub fn run(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CheckpointsCommand::Show { id, config, dir } => {
-            let dir = checkpoint_dir(config.as_deref(), dir)?;
             let n = crate::state::parse_checkpoint_ref(&id)
                 .with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
-            let (meta, verified) = match open_checkpoints(&dir)? {
+            let (dir, store) = open_checkpoints(&location(config.as_deref(), dir)?)?;
+            let (meta, verified) = match store {
                 Some(store) => (store.read(n)?.0, "verified"),
                 None => (
                     crate::state::SledStore::read_index(&dir)?

@@ -26,7 +26,7 @@ use crate::pipeline::{Checkpointer, Deploys, Pipeline, PipelineOptions, StatusPu
 use crate::plugin::{Limits, PluginEngine};
 use crate::sink::RedisSink;
 use crate::source::KafkaSource;
-use crate::state::{CheckpointStore, SledStore, parse_checkpoint_ref};
+use crate::state::{CheckpointStore, parse_checkpoint_ref};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -46,7 +46,7 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
-    let store: Arc<dyn CheckpointStore> = Arc::new(SledStore::open(&config.checkpoint.dir)?);
+    let store: Arc<dyn CheckpointStore> = crate::state::open_store(&config.checkpoint)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     spawn_signal_listener(shutdown.clone(), config.engine.shutdown_timeout, store.clone())?;
     let stop = || shutdown.load(Ordering::Relaxed);

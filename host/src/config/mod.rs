@@ -93,10 +93,48 @@ impl std::fmt::Debug for RedisConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CheckpointConfig {
+    /// "" (the sled store in `dir`) or `file:///absolute/path`.
+    pub url: String,
     pub dir: String,
     #[serde(with = "humantime_serde_compat")]
     pub interval: Duration,
     pub retain: usize,
+}
+
+/// Where the checkpoints are kept, from `checkpoint.url` and `checkpoint.dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The local store (sled commit records) in `checkpoint.dir`.
+    Local(String),
+    /// Plain files in a directory that may be shared.
+    Dir(String),
+}
+
+impl CheckpointConfig {
+    /// The store `url` names, else the local one in `dir`; an error names
+    /// the key.
+    pub fn store_dir(&self) -> Result<StoreLocation, String> {
+        let url = self.url.trim();
+        if url.is_empty() {
+            return Ok(StoreLocation::Local(self.dir.clone()));
+        }
+        if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') || path.len() < 2 {
+                return Err(format!(
+                    "checkpoint.url: {url:?} must name an absolute directory, as in file:///mnt/shared/featherflow"
+                ));
+            }
+            return Ok(StoreLocation::Dir(path.trim_end_matches('/').to_string()));
+        }
+        if url.starts_with("s3://") {
+            return Err(format!(
+                "checkpoint.url: {url:?}: S3 storage is not in this build yet; use a file:// directory (a shared mount) or \"\" for the local store"
+            ));
+        }
+        Err(format!(
+            "checkpoint.url: {url:?} is not a store this engine knows: use \"\" (checkpoint.dir) or file:///absolute/path"
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -399,6 +437,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         crate::event::parse_zone(&self.time.zone).map_err(|e| format!("time.zone: {e}"))?;
+        self.checkpoint.store_dir()?;
         if self.checkpoint.retain == 0 {
             return Err("checkpoint.retain: must be at least 1".into());
         }

@@ -255,3 +255,77 @@ fn sled_store_removes_what_a_failed_checkpoint_left_once_a_newer_one_commits() {
     assert!(!dir.path().parent().unwrap().join("escape").exists());
     assert_eq!(s.read(3).unwrap().1, vec![("../../escape".to_string(), vec![3])]);
 }
+
+#[test]
+fn dir_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    round_trip(&DirStore::open(&p("a")).unwrap());
+    retain_keeps_the_newest(&DirStore::open(&p("b")).unwrap());
+    let s = DirStore::open(&p("c")).unwrap();
+    damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10));
+    incompatible_format_is_refused(&DirStore::open(&p("d")).unwrap());
+    uncommitted_chunks_are_no_checkpoint(&DirStore::open(&p("e")).unwrap());
+}
+
+#[test]
+fn dir_store_commits_are_create_only_and_readable_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().display().to_string();
+    let writer = DirStore::open(&path).unwrap();
+    writer
+        .write(&mut meta(1), vec![("view/v/00000".into(), vec![1; 10])])
+        .unwrap();
+    // A second writer is refused while the first holds the store...
+    assert!(matches!(DirStore::open(&path), Err(StateError::InUse { .. })));
+    // ...and a commit never replaces a checkpoint (another engine's, say).
+    let err = writer
+        .write(&mut meta(1), vec![("view/v/00000".into(), vec![2; 10])])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("exists already"), "{err}");
+    // A reader needs no lock, and sees complete checkpoints only.
+    writer.put_chunk(2, "view/v/00000", &[3]).unwrap();
+    let reader = DirStore::open_read_only(&path).unwrap();
+    assert_eq!(reader.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        reader.read(1).unwrap().1,
+        vec![("view/v/00000".to_string(), vec![1; 10])]
+    );
+    drop(writer);
+    // Reopened: the failed checkpoint 2 is newer than every complete one,
+    // so its chunks stay until a newer one commits.
+    let writer = DirStore::open(&path).unwrap();
+    writer
+        .write(&mut meta(3), vec![("view/v/00000".into(), vec![4])])
+        .unwrap();
+    writer.retain(3).unwrap();
+    assert!(!dir.path().join("chk-2").exists());
+    assert!(DirStore::open_read_only(&dir.path().join("nope").display().to_string()).is_err());
+}
+
+#[test]
+fn checkpoint_url_is_checked_and_names_the_key() {
+    use crate::config::{CheckpointConfig, StoreLocation};
+    let c = |url: &str| CheckpointConfig {
+        url: url.into(),
+        dir: "data/checkpoints".into(),
+        interval: std::time::Duration::from_secs(30),
+        retain: 3,
+    };
+    assert_eq!(c("").store_dir(), Ok(StoreLocation::Local("data/checkpoints".into())));
+    assert_eq!(
+        c("file:///mnt/ff/").store_dir(),
+        Ok(StoreLocation::Dir("/mnt/ff".into()))
+    );
+    for bad in [
+        "file://relative/x",
+        "file://",
+        "s3://bucket/prefix",
+        "http://x",
+        "/mnt/ff",
+    ] {
+        let err = c(bad).store_dir().unwrap_err();
+        assert!(err.starts_with("checkpoint.url: "), "{bad}: {err}");
+    }
+}

@@ -5,14 +5,20 @@
 //! checkpoint is written atomically: its chunks first, then its metadata,
 //! each made durable before the next step, so a checkpoint exists (is
 //! *complete*) exactly when its metadata does. A crash in between leaves
-//! orphan chunks that the next open removes. [`SledStore`] keeps them in
-//! sled; [`MemoryStore`] is its in-memory twin, run through the same
+//! orphan chunks that the next open removes. [`SledStore`] keeps the
+//! chunks in files and the commit records in sled (`checkpoint.dir`);
+//! [`DirStore`] keeps both in files of a directory that may be shared
+//! (`checkpoint.url = "file://..."`), committing create-only;
+//! [`MemoryStore`] is their in-memory twin. All run through the same
 //! conformance tests.
 
+mod dir_store;
+mod files;
 pub mod format;
 mod memory;
 mod sled_store;
 
+pub use dir_store::DirStore;
 pub use format::{EngineSnapshot, ViewSnapshot, load_checkpoint, put_chunks};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -20,6 +26,19 @@ pub use sled_store::SledStore;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::WindowSpec;
+
+/// Open the store the configuration names, for a job that writes it.
+pub fn open_store(c: &crate::config::CheckpointConfig) -> Result<std::sync::Arc<dyn CheckpointStore>, StateError> {
+    use crate::config::StoreLocation;
+    let location = c.store_dir().map_err(|reason| StateError::Store {
+        path: c.url.clone(),
+        reason,
+    })?;
+    Ok(match location {
+        StoreLocation::Local(dir) => std::sync::Arc::new(SledStore::open(&dir)?),
+        StoreLocation::Dir(dir) => std::sync::Arc::new(DirStore::open(&dir)?),
+    })
+}
 
 /// Version of the checkpoint format; a checkpoint of another version is
 /// refused with a clear error.

@@ -21,7 +21,7 @@
 //! `chunks` (key `id ++ name`): those are still read and deleted, so their
 //! checkpoints stay restorable until they age out.
 
-use super::{CheckpointMeta, CheckpointStore, StateError, verify_chunks};
+use super::{CheckpointMeta, CheckpointStore, StateError, files, verify_chunks};
 
 pub struct SledStore {
     path: String,
@@ -44,13 +44,7 @@ impl SledStore {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create the directory: {e}")))?;
         // One process at a time: held as long as the store is open (sled
         // locks too, but says so only in an error's text).
-        let lock = std::fs::File::create(std::path::Path::new(dir).join("LOCK"))
-            .map_err(|e| err(format!("cannot create the lock file: {e}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StateError::InUse { path: dir.to_string() }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(err(format!("cannot lock: {e}"))),
-        }
+        let lock = files::lock(std::path::Path::new(dir))?;
         let db = sled::Config::new()
             .path(std::path::Path::new(dir).join("db"))
             .cache_capacity(8 << 20)
@@ -82,21 +76,11 @@ impl SledStore {
     fn remove_orphans(&self, below: Option<u64>) -> Result<(), StateError> {
         let committed = |id: u64| self.meta.contains_key(id.to_be_bytes()).map_err(|e| self.err(e));
         let mut removed = 0usize;
-        let entries = std::fs::read_dir(&self.path).map_err(|e| self.err(format!("cannot list the directory: {e}")))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
+        for id in files::chunk_dirs(self.root()).map_err(|e| self.err(e))? {
             if below.is_some_and(|b| id >= b) || committed(id)? {
                 continue;
             }
-            std::fs::remove_dir_all(entry.path())
-                .map_err(|e| self.err(format!("cannot remove {}: {e}", entry.path().display())))?;
+            files::remove(self.root(), id).map_err(|e| self.err(e))?;
             removed += 1;
         }
         let mut old = Vec::new();
@@ -120,22 +104,8 @@ impl SledStore {
         Ok(())
     }
 
-    fn chunk_dir(&self, id: u64) -> std::path::PathBuf {
-        std::path::Path::new(&self.path).join(format!("chk-{id}"))
-    }
-
-    /// The file of chunk `name`: every byte outside `[A-Za-z0-9._-]` is
-    /// written `%XX`, so no name leaves the checkpoint's directory.
-    fn chunk_file(&self, id: u64, name: &str) -> std::path::PathBuf {
-        let mut file = String::with_capacity(name.len() + 8);
-        for b in name.bytes() {
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && !file.is_empty()) {
-                file.push(b as char);
-            } else {
-                file.push_str(&format!("%{b:02X}"));
-            }
-        }
-        self.chunk_dir(id).join(file)
+    fn root(&self) -> &std::path::Path {
+        std::path::Path::new(&self.path)
     }
 
     fn chunk_key(id: u64, name: &str) -> Vec<u8> {
@@ -151,25 +121,12 @@ impl CheckpointStore for SledStore {
     }
 
     fn put_chunk(&self, id: u64, name: &str, bytes: &[u8]) -> Result<(), StateError> {
-        use std::io::Write;
-        let dir = self.chunk_dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| self.err(format!("cannot create {}: {e}", dir.display())))?;
-        let path = self.chunk_file(id, name);
-        let written = std::fs::File::create(&path).and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_data()
-        });
-        written.map_err(|e| self.err(format!("cannot write {}: {e}", path.display())))
+        files::put(self.root(), id, name, bytes).map_err(|e| self.err(e))
     }
 
     fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
         // The chunk files' names must be durable before the record is.
-        let dir = self.chunk_dir(meta.id);
-        if dir.exists() {
-            std::fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.err(format!("cannot sync {}: {e}", dir.display())))?;
-        }
+        files::sync_dir(&files::chunk_dir(self.root(), meta.id)).map_err(|e| self.err(e))?;
         let json = serde_json::to_vec(meta).map_err(|e| self.err(e))?;
         self.meta.insert(meta.id.to_be_bytes(), json).map_err(|e| self.err(e))?;
         self.db.flush().map_err(|e| self.err(e))?;
@@ -209,10 +166,9 @@ impl CheckpointStore for SledStore {
         })?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
-            let path = self.chunk_file(id, &info.name);
-            match std::fs::read(&path) {
-                Ok(bytes) => chunks.push((info.name.clone(), bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match files::read(self.root(), id, &info.name).map_err(|e| self.err(e))? {
+                Some(bytes) => chunks.push((info.name.clone(), bytes)),
+                None => {
                     if let Some(v) = self
                         .legacy_chunks
                         .get(Self::chunk_key(id, &info.name))
@@ -221,7 +177,6 @@ impl CheckpointStore for SledStore {
                         chunks.push((info.name.clone(), v.to_vec()));
                     }
                 }
-                Err(e) => return Err(self.err(format!("cannot read {}: {e}", path.display()))),
             }
         }
         verify_chunks(self, &meta, &chunks)?;
@@ -232,12 +187,7 @@ impl CheckpointStore for SledStore {
         // The record first: a half-deleted checkpoint is an incomplete one.
         self.meta.remove(id.to_be_bytes()).map_err(|e| self.err(e))?;
         self.db.flush().map_err(|e| self.err(e))?;
-        let dir = self.chunk_dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.err(format!("cannot remove {}: {e}", dir.display()))),
-        }
+        files::remove(self.root(), id).map_err(|e| self.err(e))?;
         let mut legacy = false;
         for k in self.legacy_chunks.scan_prefix(id.to_be_bytes()).keys() {
             let k = k.map_err(|e| self.err(e))?;
@@ -296,7 +246,7 @@ impl SledStore {
 
     /// Damage a stored chunk (for tests of damaged checkpoints).
     pub fn truncate_chunk_for_test(&self, id: u64, name: &str, len: usize) -> Result<(), StateError> {
-        let path = self.chunk_file(id, name);
+        let path = files::chunk_file(self.root(), id, name);
         let bytes = std::fs::read(&path).map_err(|e| self.err(e))?;
         std::fs::write(&path, &bytes[..len.min(bytes.len())]).map_err(|e| self.err(e))
     }

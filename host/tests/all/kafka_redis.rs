@@ -272,6 +272,47 @@ fn redis_and_broker_outages_lose_nothing() {
 }
 
 #[test]
+fn checkpoints_in_a_file_url_directory_restore_and_converge() {
+    // checkpoint.url = file://...: plain files in a directory that may be a
+    // shared mount; commit records are create-only.
+    let s = setup(100_000, 3_000, false);
+    let config = s.config("200ms");
+    let shared = s.dir.path().join("shared");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[checkpoint]\n",
+        &format!("[checkpoint]\nurl = \"file://{}\"\n", shared.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let child = s.run(&config, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    services::signal(child.id(), "TERM");
+    wait_ok(child, Duration::from_secs(30));
+    let ids = s.checkpoint_ids(&config);
+    assert!(ids.len() >= 2, "retained checkpoints: {ids:?}");
+    assert!(
+        shared.join(format!("chk-{}.json", ids[0])).is_file() && shared.join(format!("chk-{}", ids[0])).is_dir(),
+        "{:?}",
+        std::fs::read_dir(&shared).unwrap().collect::<Vec<_>>()
+    );
+    // Nothing of it went to checkpoint.dir's local store.
+    assert!(!s.dir.path().join("checkpoints").join("db").exists());
+    let (show, _) = run_ok(
+        featherflow()
+            .args(["checkpoints", "show", &ids[0].to_string(), "--config"])
+            .arg(&config),
+    );
+    assert!(
+        show.contains("verified") && show.contains(&format!("{}/chk-{}", shared.display(), ids[0])),
+        "{show}"
+    );
+    wait_ok(
+        s.run(&config, &["--bounded", "--from-checkpoint", &ids[0].to_string()]),
+        Duration::from_secs(120),
+    );
+    assert_same(&s.reference(), &s.actual());
+}
+
+#[test]
 fn redis_stopped_while_nothing_is_written_is_reported() {
     // The engine has caught up and fires nothing for now: an outage must
     // still show (the writer checks an idle connection), and its end too.
