@@ -25,8 +25,11 @@ impl Deploys {
     }
 
     /// Apply every deploy waiting.
-    pub fn apply_pending(&mut self, engine: &mut Engine, status: Option<&StatusPublisher>) {
+    /// Returns whether anything was applied (or refused).
+    pub fn apply_pending(&mut self, engine: &mut Engine, status: Option<&StatusPublisher>) -> bool {
+        let mut any = false;
         while let Ok(ev) = self.events.try_recv() {
+            any = true;
             if let Some(rec) = apply(engine, ev) {
                 if let Some(path) = &self.history_file {
                     append_history(path, &rec);
@@ -36,6 +39,7 @@ impl Deploys {
                 }
             }
         }
+        any
     }
 }
 

@@ -497,9 +497,11 @@ impl Pipeline {
             engine.check_idle(now)?;
             self.last_idle_check = Instant::now();
         }
-        if let Some(deploys) = &mut self.deploys {
-            deploys.apply_pending(engine, self.status.as_ref());
-        }
+        // The API shows a deploy with its history record, not up to 500 ms later.
+        let deployed = match &mut self.deploys {
+            Some(deploys) => deploys.apply_pending(engine, self.status.as_ref()),
+            None => false,
+        };
         if let Some(c) = &mut self.checkpoints {
             if let Some(meta) = c.reap(self.source.as_mut(), false)
                 && let Some(status) = &self.status
@@ -510,7 +512,7 @@ impl Pipeline {
                 c.start(engine, &self.positions, clock::now_ms())?;
             }
         }
-        self.publish(false);
+        self.publish(deployed);
         Ok(())
     }
 

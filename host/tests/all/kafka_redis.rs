@@ -711,7 +711,12 @@ fn admin_api_deploys_with_a_token_and_refuses_bad_plugins() {
     let v1 = std::fs::read(crate::guest("user-activity")).unwrap();
     assert!(http_send(s.api_port, "PUT", "/api/plugins/user-activity", Some("s3cret"), &v1).contains("202"));
     wait_history(s.api_port, "refused", 1);
-    assert!(http_get(s.api_port, "/api/plugins").contains("\"version\":\"3.0.0\""));
+    let plugins = http_get(s.api_port, "/api/plugins");
+    assert!(
+        plugins.contains("\"version\":\"3.0.0\""),
+        "{plugins}\n{}",
+        http_get(s.api_port, "/api/plugins/history")
+    );
     // ...unless the deploy asks for a reset.
     let reset = http_send(
         s.api_port,
