@@ -147,7 +147,7 @@ impl Checkpointer {
             drop(capture);
             // Everything fired before the capture must be in the sink first.
             if let Err(e) = barrier.wait(None) {
-                let _ = store.delete(meta.id);
+                let _ = store.discard(meta.id);
                 return Err(StateError::Store {
                     path: store.checkpoint_path(meta.id),
                     reason: format!("not committed: the sink did not acknowledge the outputs before it: {e}"),

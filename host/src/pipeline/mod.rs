@@ -497,11 +497,16 @@ impl Pipeline {
             engine.check_idle(now)?;
             self.last_idle_check = Instant::now();
         }
-        // The API shows a deploy with its history record, not up to 500 ms later.
+        // The API shows a deploy with its history record, not up to 500 ms
+        // later (nor after a checkpoint's capture).
         let deployed = match &mut self.deploys {
             Some(deploys) => deploys.apply_pending(engine, self.status.as_ref()),
             None => false,
         };
+        if deployed {
+            self.publish(true);
+        }
+        let engine = self.engine.as_mut().expect("engine");
         if let Some(c) = &mut self.checkpoints {
             if let Some(meta) = c.reap(self.source.as_mut(), false)
                 && let Some(status) = &self.status
@@ -512,7 +517,7 @@ impl Pipeline {
                 c.start(engine, &self.positions, clock::now_ms())?;
             }
         }
-        self.publish(deployed);
+        self.publish(false);
         Ok(())
     }
 

@@ -240,6 +240,8 @@ const IN_FLIGHT: usize = 4;
 /// outage is reported (log, metrics, /health/ready) before a write needs it.
 const IDLE_PING: Duration = Duration::from_secs(5);
 
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Batches sent and not yet acknowledged, oldest first, with the barriers
 /// that complete once they are.
 struct Batch {
@@ -248,6 +250,9 @@ struct Batch {
     replies: usize,
     /// Barriers that were queued right after it.
     barriers: Vec<mpsc::Sender<()>>,
+    /// Batches handed over that it stands for (more than 1 once merged
+    /// for a resend).
+    parts: u64,
 }
 
 struct Writer {
@@ -262,6 +267,16 @@ struct Writer {
     in_flight: std::collections::VecDeque<(Batch, Instant)>,
     /// When Redis last answered a write or a ping (or the last ping failed).
     last_answer: Instant,
+    /// Wait before the next reconnect: doubles up to 2 s while Redis
+    /// fails, back to 50 ms once it answers.
+    backoff: Duration,
+    /// Redis's id of the current connection (`CLIENT ID`), if it told.
+    client_id: Option<i64>,
+    /// Connections given up on after a failure whose input Redis may still
+    /// hold (a stopped or slow server): killed on the next connection
+    /// before anything is sent again, so that their stale batches cannot
+    /// run after newer ones.
+    stale_clients: Vec<i64>,
 }
 
 fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
@@ -274,6 +289,9 @@ fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<Red
         buf: Vec::with_capacity(256 << 10),
         in_flight: std::collections::VecDeque::with_capacity(IN_FLIGHT),
         last_answer: Instant::now(),
+        backoff: FIRST_BACKOFF,
+        client_id: None,
+        stale_clients: Vec::new(),
     };
     loop {
         // Wait only when nothing is in flight: else take what is queued and
@@ -343,6 +361,7 @@ impl Writer {
             records,
             replies,
             barriers: Vec::new(),
+            parts: 1,
         };
         let sent = match self.connected() {
             true => self
@@ -377,6 +396,7 @@ impl Writer {
                 self.stats.connected.store(true, Ordering::Relaxed);
                 self.stats.tried.store(true, Ordering::Relaxed);
                 self.last_answer = Instant::now();
+                self.backoff = FIRST_BACKOFF;
                 let (batch, sent) = self.in_flight.pop_front().expect("checked above");
                 self.acknowledged(batch, sent);
             }
@@ -384,46 +404,67 @@ impl Writer {
         }
     }
 
-    /// A send or a read failed: back off, reconnect and send every batch in
-    /// flight again, until Redis takes them all.
+    /// A send or a read failed: back off, reconnect, and send every batch in
+    /// flight again as one `MULTI` … `EXEC` (Redis may have applied some of
+    /// them: resent together, no key is seen going back to an older
+    /// window), until Redis takes them.
     fn failed(&mut self, error: &str) {
         let mut error = error.to_string();
-        let mut backoff = Duration::from_millis(50);
+        self.drop_connection();
+        if self.in_flight.len() > 1 {
+            let mut merged = Batch {
+                records: Vec::new(),
+                replies: 0,
+                barriers: Vec::new(),
+                parts: 0,
+            };
+            for (b, _) in self.in_flight.drain(..) {
+                merged.records.extend(b.records);
+                merged.barriers.extend(b.barriers);
+                merged.parts += b.parts;
+            }
+            self.in_flight.push_back((merged, Instant::now()));
+        }
         loop {
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
             self.stats.connected.store(false, Ordering::Relaxed);
             self.stats.tried.store(true, Ordering::Relaxed);
             if !error.is_empty() {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 let keys: usize = self.in_flight.iter().map(|(b, _)| b.records.len()).sum();
                 self.outage.failed(&format_args!(
                     "{}: a write of {keys} keys failed (retried): {error}",
                     self.name
                 ));
             }
-            self.conn = None;
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
+            std::thread::sleep(self.backoff);
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
             if !self.connected() {
                 error = String::new();
                 continue;
             }
+            let Some((batch, sent)) = self.in_flight.front_mut() else {
+                return;
+            };
+            self.buf.clear();
+            batch.replies = encode_batch(&batch.records, &mut self.buf);
+            *sent = Instant::now();
             let c = self.conn.as_mut().expect("connected");
-            let mut resent = Ok(());
-            for (batch, sent) in self.in_flight.iter_mut() {
-                self.buf.clear();
-                encode_batch(&batch.records, &mut self.buf);
-                *sent = Instant::now();
-                resent = c.send_packed_command(&self.buf).map_err(|e| e.to_string());
-                if resent.is_err() {
-                    break;
+            match c.send_packed_command(&self.buf) {
+                // Its replies are read as usual.
+                Ok(()) => return,
+                Err(e) => {
+                    error = e.to_string();
+                    self.drop_connection();
                 }
             }
-            if let Err(e) = resent {
-                error = e;
-                continue;
-            }
-            // Resent; their replies are read as usual.
-            return;
+        }
+    }
+
+    /// Give up the connection; Redis may still hold input of it.
+    fn drop_connection(&mut self) {
+        self.conn = None;
+        if let Some(id) = self.client_id.take() {
+            self.stale_clients.push(id);
         }
     }
 
@@ -440,6 +481,7 @@ impl Writer {
             Ok(()) => {
                 self.stats.connected.store(true, Ordering::Relaxed);
                 self.stats.tried.store(true, Ordering::Relaxed);
+                self.backoff = FIRST_BACKOFF;
                 self.outage.ok();
             }
             Err(e) => {
@@ -447,7 +489,7 @@ impl Writer {
                 self.stats.tried.store(true, Ordering::Relaxed);
                 self.outage
                     .failed(&format_args!("{} does not answer (idle check): {e}", self.name));
-                self.conn = None;
+                self.drop_connection();
             }
         }
     }
@@ -456,10 +498,18 @@ impl Writer {
     /// is reported).
     fn connected(&mut self) -> bool {
         if self.conn.is_none() {
-            match connect(&self.client) {
+            match connect(&self.client).and_then(|mut c| {
+                let id = client_id(&mut c)?;
+                kill_clients(&mut c, &self.stale_clients)?;
+                Ok((c, id))
+            }) {
                 // `connected` waits for an answer: a stopped server
                 // accepts connections it never serves.
-                Ok(c) => self.conn = Some(c),
+                Ok((c, id)) => {
+                    self.conn = Some(c);
+                    self.client_id = id;
+                    self.stale_clients.clear();
+                }
                 Err(e) => {
                     self.stats.connected.store(false, Ordering::Relaxed);
                     self.stats.tried.store(true, Ordering::Relaxed);
@@ -480,7 +530,7 @@ impl Writer {
         stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         stats.keys_written.fetch_add(records.len() as u64, Ordering::Relaxed);
         stats.batches.fetch_add(1, Ordering::Relaxed);
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        stats.queued.fetch_sub(batch.parts, Ordering::Relaxed);
         let ms = took.as_secs_f64() * 1000.0;
         let b = LATENCY_BOUNDS_MS
             .iter()
@@ -515,6 +565,29 @@ fn read_replies(conn: &mut redis::Connection, n: usize) -> Result<(), String> {
             v => {
                 v.extract_error().map_err(|e| e.to_string())?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Redis's id of this connection; `None` where `CLIENT` is not allowed
+/// (an ACL user without it: stale connections then cannot be killed).
+fn client_id(c: &mut redis::Connection) -> redis::RedisResult<Option<i64>> {
+    match redis::cmd("CLIENT").arg("ID").query::<i64>(c) {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code().is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Close the connections given up on, so that input of theirs Redis has
+/// not run yet never runs (an answer of "no such client" is fine).
+fn kill_clients(c: &mut redis::Connection, ids: &[i64]) -> redis::RedisResult<()> {
+    for id in ids {
+        match redis::cmd("CLIENT").arg("KILL").arg("ID").arg(*id).query::<i64>(c) {
+            Ok(_) => {}
+            Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code().is_some() => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -77,12 +77,20 @@ fn uncommitted_chunks_are_no_checkpoint(store: &dyn CheckpointStore) {
     let (read, chunks) = store.read(9).unwrap();
     assert_eq!(read, m);
     assert_eq!(chunks, vec![("a".to_string(), vec![1, 2]), ("b".to_string(), vec![3])]);
-    // A commit that claims a chunk nobody put is caught when it is read.
+    // A commit that claims a chunk nobody put is refused, or caught when
+    // it is read.
     let mut m = meta(10);
     m.chunks = vec![ChunkInfo::of("c", &[4])];
-    store.commit(&m).unwrap();
-    let err = store.read(10).unwrap_err().to_string();
-    assert!(err.contains("chk-10") && err.contains("missing"), "{err}");
+    match store.commit(&m) {
+        Ok(()) => {
+            let err = store.read(10).unwrap_err().to_string();
+            assert!(err.contains("chk-10") && err.contains("missing"), "{err}");
+        }
+        Err(e) => {
+            assert!(e.to_string().contains("not committed"), "{e}");
+            assert!(store.list().unwrap().iter().all(|m| m.id != 10));
+        }
+    }
 }
 
 #[test]
@@ -134,10 +142,9 @@ fn sled_store_drops_uncommitted_chunks_on_reopen() {
     assert_eq!(s.read(4).unwrap().1, vec![("y".to_string(), vec![1])]);
     let mut m = meta(5);
     m.chunks = vec![ChunkInfo::of("x", &[7; 10])];
-    s.commit(&m).unwrap();
-    let err = s.read(5).unwrap_err().to_string();
+    let err = s.commit(&m).unwrap_err().to_string();
     assert!(
-        err.contains("missing"),
+        err.contains("not committed"),
         "the chunk went when the store was reopened: {err}"
     );
 }
@@ -327,5 +334,49 @@ fn checkpoint_url_is_checked_and_names_the_key() {
     ] {
         let err = c(bad).store_dir().unwrap_err();
         assert!(err.starts_with("checkpoint.url: "), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn discard_drops_an_uncommitted_checkpoint_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let sled = SledStore::open(&p("s")).unwrap();
+    let files = DirStore::open(&p("d")).unwrap();
+    let memory = MemoryStore::new();
+    for store in [&sled as &dyn CheckpointStore, &files, &memory] {
+        store.write(&mut meta(1), vec![("a".into(), vec![1])]).unwrap();
+        // Another engine's checkpoint 1 is complete: discarding "ours" keeps it.
+        store.discard(1).unwrap();
+        assert_eq!(store.read(1).unwrap().1, vec![("a".to_string(), vec![1])]);
+        store.put_chunk(2, "a", &[2]).unwrap();
+        store.discard(2).unwrap();
+        let mut m = meta(2);
+        m.chunks = vec![ChunkInfo::of("a", &[2])];
+        // Its chunk is gone: the commit is refused or the read fails.
+        let gone = store.commit(&m).is_err() || store.read(2).is_err();
+        assert!(gone, "{}", store.path());
+    }
+}
+
+#[test]
+fn a_checkpoint_whose_chunks_were_removed_under_it_does_not_commit() {
+    // A slow checkpoint (abandoned after a sink failure) whose chunk
+    // directory a newer one's `retain` took for an orphan.
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let sled = SledStore::open(&p("s")).unwrap();
+    let files = DirStore::open(&p("d")).unwrap();
+    for store in [&sled as &dyn CheckpointStore, &files] {
+        store.put_chunk(5, "view/v/00000", &[5; 10]).unwrap();
+        store
+            .write(&mut meta(6), vec![("view/v/00000".into(), vec![6])])
+            .unwrap();
+        store.retain(3).unwrap();
+        let mut m = meta(5);
+        m.chunks = vec![ChunkInfo::of("view/v/00000", &[5; 10])];
+        let err = store.commit(&m).unwrap_err().to_string();
+        assert!(err.contains("not committed"), "{err}");
+        assert_eq!(store.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![6]);
     }
 }

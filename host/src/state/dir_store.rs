@@ -111,7 +111,9 @@ impl CheckpointStore for DirStore {
     }
 
     fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
+        files::check_complete(&self.root, meta).map_err(|e| self.err(e))?;
         files::sync_dir(&files::chunk_dir(&self.root, meta.id)).map_err(|e| self.err(e))?;
+        files::sync_dir(&self.root).map_err(|e| self.err(e))?;
         let record = self.record(meta.id);
         let tmp = self.root.join(format!(".chk-{}.json.tmp", meta.id));
         let json = serde_json::to_vec_pretty(meta).map_err(|e| self.err(e))?;
@@ -200,6 +202,13 @@ impl CheckpointStore for DirStore {
         files::remove(&self.root, id).map_err(|e| self.err(e))
     }
 
+    fn discard(&self, id: u64) -> Result<(), StateError> {
+        if self.committed(id) {
+            return Ok(());
+        }
+        files::remove(&self.root, id).map_err(|e| self.err(e))
+    }
+
     fn retain(&self, retain: usize) -> Result<(), StateError> {
         let all = self.list()?;
         if all.len() > retain {
@@ -207,10 +216,13 @@ impl CheckpointStore for DirStore {
                 self.delete(m.id)?;
             }
         }
-        match all.last() {
-            Some(newest) => self.remove_orphans_below(newest.id),
-            None => Ok(()),
+        // (Best effort: the checkpoint that just committed stays committed.)
+        if let Some(newest) = all.last()
+            && let Err(e) = self.remove_orphans_below(newest.id)
+        {
+            tracing::warn!(path = %self.path, error = %e, "could not remove the chunks of incomplete checkpoints");
         }
+        Ok(())
     }
 }
 

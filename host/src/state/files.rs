@@ -96,3 +96,25 @@ pub(super) fn lock(root: &Path) -> Result<std::fs::File, super::StateError> {
         }),
     }
 }
+
+/// Check, before a commit, that every chunk `meta` names is on disk with
+/// its length: a chunk directory removed under a slow checkpoint (taken for
+/// an orphan) must fail the commit, not make a damaged checkpoint.
+pub(super) fn check_complete(root: &Path, meta: &super::CheckpointMeta) -> Result<(), String> {
+    for info in &meta.chunks {
+        let path = chunk_file(root, meta.id, &info.name);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() == info.len => {}
+            Ok(m) => {
+                return Err(format!(
+                    "not committed: {} has {} of {} bytes",
+                    path.display(),
+                    m.len(),
+                    info.len
+                ));
+            }
+            Err(e) => return Err(format!("not committed: {}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}

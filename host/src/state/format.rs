@@ -159,7 +159,7 @@ pub fn put_chunks(
         Ok(())
     });
     if let Err(e) = put {
-        let _ = store.delete(id);
+        let _ = store.discard(id);
         return Err(e);
     }
     meta.chunks = chunks;

@@ -71,6 +71,11 @@ impl CheckpointStore for MemoryStore {
         Ok((meta, chunks))
     }
 
+    fn discard(&self, id: u64) -> Result<(), StateError> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        Ok(())
+    }
+
     fn delete(&self, id: u64) -> Result<(), StateError> {
         self.checkpoints.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);

@@ -161,6 +161,11 @@ pub trait CheckpointStore: Send + Sync {
 
     fn delete(&self, id: u64) -> Result<(), StateError>;
 
+    /// Drop what a checkpoint that will not commit left (its chunks); a
+    /// committed checkpoint of that id — another engine's, say — is left
+    /// alone.
+    fn discard(&self, id: u64) -> Result<(), StateError>;
+
     /// Keep the newest `retain` checkpoints, delete the rest.
     fn retain(&self, retain: usize) -> Result<(), StateError> {
         let all = self.list()?;

@@ -125,8 +125,11 @@ impl CheckpointStore for SledStore {
     }
 
     fn commit(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
-        // The chunk files' names must be durable before the record is.
+        // The chunk files and their names must be durable before the
+        // record is, the chunk directory's own name included.
+        files::check_complete(self.root(), meta).map_err(|e| self.err(e))?;
         files::sync_dir(&files::chunk_dir(self.root(), meta.id)).map_err(|e| self.err(e))?;
+        files::sync_dir(self.root()).map_err(|e| self.err(e))?;
         let json = serde_json::to_vec(meta).map_err(|e| self.err(e))?;
         self.meta.insert(meta.id.to_be_bytes(), json).map_err(|e| self.err(e))?;
         self.db.flush().map_err(|e| self.err(e))?;
@@ -200,6 +203,13 @@ impl CheckpointStore for SledStore {
         self.write_index()
     }
 
+    fn discard(&self, id: u64) -> Result<(), StateError> {
+        if self.meta.contains_key(id.to_be_bytes()).map_err(|e| self.err(e))? {
+            return Ok(());
+        }
+        files::remove(self.root(), id).map_err(|e| self.err(e))
+    }
+
     fn retain(&self, retain: usize) -> Result<(), StateError> {
         let all = self.list()?;
         if all.len() > retain {
@@ -209,10 +219,13 @@ impl CheckpointStore for SledStore {
         }
         // A checkpoint that failed half-way (a full disk) left files that
         // no record names; any older than the newest complete one are dead.
-        match all.last() {
-            Some(newest) => self.remove_orphans(Some(newest.id)),
-            None => Ok(()),
+        // (Best effort: the checkpoint that just committed stays committed.)
+        if let Some(newest) = all.last()
+            && let Err(e) = self.remove_orphans(Some(newest.id))
+        {
+            tracing::warn!(path = %self.path, error = %e, "could not remove the chunks of incomplete checkpoints");
         }
+        Ok(())
     }
 }
 

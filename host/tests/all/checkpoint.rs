@@ -138,6 +138,9 @@ impl CheckpointStore for FailSecondPut<'_> {
     fn delete(&self, id: u64) -> Result<(), StateError> {
         self.0.delete(id)
     }
+    fn discard(&self, id: u64) -> Result<(), StateError> {
+        self.0.discard(id)
+    }
 }
 
 #[test]
@@ -154,11 +157,12 @@ fn a_failed_put_leaves_no_chunk_behind() {
     assert!(err.contains("disk full"), "{err}");
     assert_eq!(*store.1.lock().unwrap(), 2, "stopped at the failed put");
 
-    // The first chunk was put, then deleted: committing a checkpoint that
-    // claims it finds it missing.
+    // The first chunk was put, then removed: nothing of checkpoint 1 is on
+    // disk, and a commit that claims the chunk is refused.
+    assert!(!dir.path().join("chk-1").exists());
     let mut claim = meta(1);
     claim.chunks = vec![featherflow::state::ChunkInfo::of("view/session_features/00000", b"x")];
-    sled.commit(&claim).unwrap();
-    let err = sled.read(1).unwrap_err().to_string();
-    assert!(err.contains("missing"), "{err}");
+    let err = sled.commit(&claim).unwrap_err().to_string();
+    assert!(err.contains("not committed") && err.contains("00000"), "{err}");
+    assert!(sled.list().unwrap().is_empty());
 }

@@ -368,6 +368,9 @@ impl CheckpointStore for FullDisk {
     fn delete(&self, id: u64) -> Result<(), featherflow::state::StateError> {
         self.inner.delete(id)
     }
+    fn discard(&self, id: u64) -> Result<(), featherflow::state::StateError> {
+        self.inner.discard(id)
+    }
 }
 
 #[test]
