@@ -155,6 +155,8 @@ pub struct Pipeline {
     source_outage: Outage,
     /// When the source last delivered records (or the run started).
     last_records: Instant,
+    /// When the loop last asked the source (see [`Pipeline::check_stalled`]).
+    last_poll: Instant,
     last_stall_check: Instant,
 }
 
@@ -176,6 +178,7 @@ impl Pipeline {
             last_idle_check: Instant::now(),
             source_outage: Outage::new("the source"),
             last_records: Instant::now(),
+            last_poll: Instant::now(),
             last_stall_check: Instant::now(),
         }
     }
@@ -319,11 +322,20 @@ impl Pipeline {
         let mut restarts_in_a_row = 0u32;
         let mut failed_at: Option<i64> = None;
         let mut finished = false;
+        self.last_poll = Instant::now();
         loop {
             if stop() {
                 tracing::info!("stopping");
                 break;
             }
+            // A loop held up elsewhere (a sink holding the stream while
+            // Redis is down) did not ask the source: that time is not the
+            // source's silence.
+            let held_up = self.opts.poll_timeout + self.opts.stall_after.min(Duration::from_secs(1));
+            if self.last_poll.elapsed() > held_up {
+                self.last_records = Instant::now();
+            }
+            self.last_poll = Instant::now();
             let now = if bounded { 0 } else { clock::now_ms() };
             let engine = self.engine.as_mut().expect("engine");
             let positions = &mut self.positions;
@@ -364,6 +376,9 @@ impl Pipeline {
                     }
                     if !bounded {
                         self.check_stalled();
+                        // Asking for end offsets is the source's time, not
+                        // a hold-up of the loop.
+                        self.last_poll = Instant::now();
                     }
                 }
                 Ok(Polled::End) if outcome.is_ok() => {
@@ -615,6 +630,30 @@ mod tests {
         assert!(s.source_failing && s.source_errors > 0, "{s:?}");
         let s = run_silent(None);
         assert!(s.source_failing, "a broker that reports no end offsets: {s:?}");
+    }
+
+    #[test]
+    fn time_the_loop_was_held_up_elsewhere_is_not_the_sources_silence() {
+        // As when a sink holds the stream while Redis is down: the loop
+        // does not ask the source, so the source is not stalled.
+        let engine = Engine::new(EngineConfig::default(), Box::new(CountingSink::default()));
+        let opts = PipelineOptions {
+            finish_at_end: false,
+            stall_after: Duration::from_millis(100),
+            poll_timeout: Duration::from_millis(10),
+            ..PipelineOptions::default()
+        };
+        let mut p = Pipeline::new(engine, Box::new(Silent { end: Some(42) }), opts);
+        p.start(None).unwrap();
+        let until = Instant::now() + Duration::from_millis(800);
+        let s = p
+            .run(&|| {
+                std::thread::sleep(Duration::from_millis(150));
+                Instant::now() >= until
+            })
+            .unwrap()
+            .clone();
+        assert!(!s.source_failing && s.source_errors == 0, "{s:?}");
     }
 
     #[test]
