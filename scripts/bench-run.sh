@@ -55,23 +55,11 @@ dead-letter = ""
 TOML
 
 echo "== featherflow run --bounded, then featherflow replay of the same events"
-python3 - "$DIR/ff.toml" "$DIR/events.jsonl" "$RPID" "$RPORT" <<'PY'
+PYTHONPATH=scripts/lib python3 - "$DIR/ff.toml" "$DIR/events.jsonl" "$RPID" "$RPORT" <<'PY'
 import os, resource, subprocess, sys, re
 config, events_file, rpid, rport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-def redis_info(port):
-    """(HSET calls, bytes received) from Redis's INFO."""
-    out = subprocess.run(["redis-cli", "-p", port, "info", "all"], capture_output=True, text=True).stdout
-    hset = re.search(r"cmdstat_hset:calls=(\d+)", out)
-    net = re.search(r"total_net_input_bytes:(\d+)", out)
-    return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
-def per_key(cpu, before, after):
-    keys, net = after[0] - before[0], after[1] - before[1]
-    if keys == 0:
-        return "no keys written"
-    return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
-def redis_cpu():
-    f = open(f"/proc/{rpid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+from bench import redis_info, per_key, cpu
+redis_cpu = lambda: cpu(rpid)
 def measure(args):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
@@ -105,23 +93,10 @@ if [ "$LIVE_SECONDS" -gt 0 ]; then
     --out "$DIR/live.jsonl" >/dev/null
   sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \
     -e "s#^dir = \"$DIR/checkpoints\"#dir = \"$DIR/live-checkpoints\"#" "$DIR/ff.toml" >"$DIR/live.toml"
-  python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" "$KPID" <<'PY'
+  PYTHONPATH=scripts/lib python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" "$KPID" <<'PY'
 import os, re, resource, signal, subprocess, sys, time
 config, events, kport, rate, rpid, rport, kpid = sys.argv[1:]
-def redis_info(port):
-    """(HSET calls, bytes received) from Redis's INFO."""
-    out = subprocess.run(["redis-cli", "-p", port, "info", "all"], capture_output=True, text=True).stdout
-    hset = re.search(r"cmdstat_hset:calls=(\d+)", out)
-    net = re.search(r"total_net_input_bytes:(\d+)", out)
-    return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
-def per_key(cpu, before, after):
-    keys, net = after[0] - before[0], after[1] - before[1]
-    if keys == 0:
-        return "no keys written"
-    return f"{keys} keys written, {cpu / max(keys, 1) * 1e6:.1f} µs of Redis CPU and {net / max(keys, 1):.0f} bytes sent per key"
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+from bench import redis_info, per_key, cpu
 redis_cpu = lambda: cpu(rpid)
 env = {"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"}
 engine = subprocess.Popen(["target/release/featherflow", "run", "--no-api", "--config", config],

@@ -609,8 +609,10 @@ mod tests {
         }
     }
 
-    /// Run a pipeline over `source` for 600 ms with a 100 ms stall limit.
-    fn run_silent(end: Option<i64>) -> Summary {
+    /// Run a pipeline over a silent source with data up to `end` for
+    /// `duration`, with a 100 ms stall limit; `between` runs at each turn
+    /// of the loop (where it checks whether to stop).
+    fn run_silent_with(end: Option<i64>, duration: Duration, between: &dyn Fn()) -> Summary {
         let engine = Engine::new(EngineConfig::default(), Box::new(CountingSink::default()));
         let opts = PipelineOptions {
             finish_at_end: false,
@@ -620,8 +622,17 @@ mod tests {
         };
         let mut p = Pipeline::new(engine, Box::new(Silent { end }), opts);
         p.start(None).unwrap();
-        let until = Instant::now() + Duration::from_millis(600);
-        p.run(&|| Instant::now() >= until).unwrap().clone()
+        let until = Instant::now() + duration;
+        p.run(&|| {
+            between();
+            Instant::now() >= until
+        })
+        .unwrap()
+        .clone()
+    }
+
+    fn run_silent(end: Option<i64>) -> Summary {
+        run_silent_with(end, Duration::from_millis(600), &|| {})
     }
 
     #[test]
@@ -636,23 +647,9 @@ mod tests {
     fn time_the_loop_was_held_up_elsewhere_is_not_the_sources_silence() {
         // As when a sink holds the stream while Redis is down: the loop
         // does not ask the source, so the source is not stalled.
-        let engine = Engine::new(EngineConfig::default(), Box::new(CountingSink::default()));
-        let opts = PipelineOptions {
-            finish_at_end: false,
-            stall_after: Duration::from_millis(100),
-            poll_timeout: Duration::from_millis(10),
-            ..PipelineOptions::default()
-        };
-        let mut p = Pipeline::new(engine, Box::new(Silent { end: Some(42) }), opts);
-        p.start(None).unwrap();
-        let until = Instant::now() + Duration::from_millis(800);
-        let s = p
-            .run(&|| {
-                std::thread::sleep(Duration::from_millis(150));
-                Instant::now() >= until
-            })
-            .unwrap()
-            .clone();
+        let s = run_silent_with(Some(42), Duration::from_millis(800), &|| {
+            std::thread::sleep(Duration::from_millis(150))
+        });
         assert!(!s.source_failing && s.source_errors == 0, "{s:?}");
     }
 
