@@ -164,6 +164,7 @@ async fn overview(State(state): State<ApiState>) -> Json<serde_json::Value> {
         "last_checkpoint_pause_ms": s.last_checkpoint_pause_ms,
         "redis": {
             "keys_written": r.keys_written.load(Ordering::Relaxed),
+            "older_windows_skipped": r.older_windows_skipped.load(Ordering::Relaxed),
             "retries": r.retries.load(Ordering::Relaxed),
             "connected": r.connected.load(Ordering::Relaxed),
             "queued_batches": r.queued.load(Ordering::Relaxed),
@@ -510,6 +511,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         "Age of the last completed checkpoint.",
     );
     metric("redis_keys_written_total", "counter", "Keys written to Redis.");
+    metric(
+        "redis_older_windows_skipped_total",
+        "counter",
+        "Writes Redis skipped because the key held a newer window (a replay after a restore, or another engine).",
+    );
     metric("redis_retries_total", "counter", "Redis write retries.");
     metric("redis_write_seconds", "histogram", "Redis batch write latency.");
     metric("kafka_errors_total", "counter", "Kafka poll errors.");
@@ -635,6 +641,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         o,
         "featherflow_redis_keys_written_total {}",
         r.keys_written.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "featherflow_redis_older_windows_skipped_total {}",
+        r.older_windows_skipped.load(Ordering::Relaxed)
     );
     let _ = writeln!(
         o,

@@ -55,6 +55,7 @@ fn open_checkpoints(at: &StoreLocation) -> anyhow::Result<(String, Option<Box<dy
             dir.clone(),
             Some(Box::new(crate::state::DirStore::open_read_only(dir)?)),
         )),
+        StoreLocation::S3(url) => Ok((url.clone(), Some(Box::new(crate::state::S3Store::open_read_only(url)?)))),
         StoreLocation::Local(dir) => match crate::state::SledStore::open(dir) {
             Ok(store) => Ok((dir.clone(), Some(Box::new(store)))),
             Err(crate::state::StateError::InUse { .. }) if Path::new(dir).join("index.json").exists() => {

@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::from_config(&config);
     let plugins_dir = Path::new(&config.plugins.dir);
     let plugins = load_plugins(&plugin_engine, plugins_dir, limits)?;
-    let redis = RedisSink::start(&config.redis.url, config.redis.batch)?;
+    let redis = RedisSink::from_config(&config.redis)?;
     let redis_stats = redis.stats.clone();
     let status = Arc::new(Mutex::new(Status {
         started_ms: clock::now_ms(),

@@ -79,6 +79,9 @@ pub struct RedisConfig {
     /// a password: print it only through [`redact_url`].
     pub url: String,
     pub batch: usize,
+    /// Non-empty: a Redis Cluster reached through these seed nodes
+    /// (`redis://` URLs, passwords as in `url`), and `url` is not used.
+    pub cluster_nodes: Vec<String>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -86,6 +89,10 @@ impl std::fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
             .field("batch", &self.batch)
+            .field(
+                "cluster_nodes",
+                &self.cluster_nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -93,7 +100,8 @@ impl std::fmt::Debug for RedisConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CheckpointConfig {
-    /// "" (the sled store in `dir`) or `file:///absolute/path`.
+    /// "" (the sled store in `dir`), `file:///absolute/path` or
+    /// `s3://bucket/prefix` (endpoint and credentials from `AWS_*`).
     pub url: String,
     pub dir: String,
     #[serde(with = "humantime_serde_compat")]
@@ -108,6 +116,8 @@ pub enum StoreLocation {
     Local(String),
     /// Plain files in a directory that may be shared.
     Dir(String),
+    /// S3-compatible object storage: `s3://bucket/prefix`.
+    S3(String),
 }
 
 impl CheckpointConfig {
@@ -126,13 +136,16 @@ impl CheckpointConfig {
             }
             return Ok(StoreLocation::Dir(path.trim_end_matches('/').to_string()));
         }
-        if url.starts_with("s3://") {
-            return Err(format!(
-                "checkpoint.url: {url:?}: S3 storage is not in this build yet; use a file:// directory (a shared mount) or \"\" for the local store"
-            ));
+        if let Some(rest) = url.strip_prefix("s3://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(format!(
+                    "checkpoint.url: {url:?} names no bucket, as in s3://bucket/featherflow"
+                ));
+            }
+            return Ok(StoreLocation::S3(url.trim_end_matches('/').to_string()));
         }
         Err(format!(
-            "checkpoint.url: {url:?} is not a store this engine knows: use \"\" (checkpoint.dir) or file:///absolute/path"
+            "checkpoint.url: {url:?} is not a store this engine knows: use \"\" (checkpoint.dir), file:///absolute/path or s3://bucket/prefix"
         ))
     }
 }
@@ -474,6 +487,13 @@ impl Config {
                 }
             ));
         }
+        for (i, node) in self.redis.cluster_nodes.iter().enumerate() {
+            if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+                return Err(format!(
+                    "redis.cluster-nodes[{i}]: must start with redis:// or rediss:// (a cluster node's URL)"
+                ));
+            }
+        }
         self.api
             .listen
             .parse::<std::net::SocketAddr>()
@@ -535,6 +555,15 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
         });
     };
     *slot = match slot {
+        // A list: comma-separated (FEATHERFLOW_REDIS_CLUSTER_NODES=redis://a:7000,redis://b:7001).
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_string()))
+                .collect(),
+        ),
         toml::Value::Integer(_) => value
             .parse()
             .map(toml::Value::Integer)

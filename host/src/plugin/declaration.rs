@@ -110,6 +110,12 @@ impl Declaration {
             if f.name.is_empty() {
                 return Err(format!("output field {i} has an empty name"));
             }
+            if f.name.starts_with('_') {
+                return Err(format!(
+                    "output field {:?}: names beginning with `_` are the engine's (it keeps `_window_end` in each Redis hash)",
+                    f.name
+                ));
+            }
             if self.fields[..i].iter().any(|g| g.name == f.name) {
                 return Err(format!("output field {:?} is declared twice", f.name));
             }
@@ -161,6 +167,11 @@ mod tests {
         let mut d = seed();
         d.fields = vec![d.fields[0].clone(), d.fields[0].clone()].into();
         assert!(d.validate().unwrap_err().contains("declared twice"));
+        let mut d = seed();
+        let mut field = d.fields[0].clone();
+        field.name = "_window_end".into();
+        d.fields = vec![field].into();
+        assert!(d.validate().unwrap_err().contains("are the engine's"));
         let mut d = seed();
         d.window = WindowSpec::Session { gap_ms: 0 };
         assert!(d.validate().unwrap_err().contains("positive"));

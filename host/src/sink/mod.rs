@@ -8,6 +8,7 @@
 mod jsonl;
 mod log;
 pub mod redis;
+mod redis_cluster;
 
 pub use jsonl::{JsonlFormat, JsonlSink};
 pub use log::{LogStats, RecordLog};

@@ -325,10 +325,15 @@ fn checkpoint_url_is_checked_and_names_the_key() {
         c("file:///mnt/ff/").store_dir(),
         Ok(StoreLocation::Dir("/mnt/ff".into()))
     );
+    assert_eq!(
+        c("s3://bucket/ff/").store_dir(),
+        Ok(StoreLocation::S3("s3://bucket/ff".into()))
+    );
     for bad in [
         "file://relative/x",
         "file://",
-        "s3://bucket/prefix",
+        "s3://",
+        "s3:///prefix",
         "http://x",
         "/mnt/ff",
     ] {
@@ -379,4 +384,83 @@ fn a_checkpoint_whose_chunks_were_removed_under_it_does_not_commit() {
         assert!(err.contains("not committed"), "{err}");
         assert_eq!(store.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![6]);
     }
+}
+
+#[test]
+fn s3_store_conforms() {
+    // A real S3-compatible store (SeaweedFS), one prefix per case.
+    let server = crate::state::LocalS3::start();
+    round_trip(&server.store("a"));
+    retain_keeps_the_newest(&server.store("b"));
+    let s = server.store("c");
+    damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10));
+    incompatible_format_is_refused(&server.store("d"));
+    uncommitted_chunks_are_no_checkpoint(&server.store("e"));
+
+    // Create-only commits: of 8 engines committing checkpoint 1 of the same
+    // prefix at once, exactly one succeeds, and its chunks are the ones read.
+    let racers: Vec<S3Store> = (0..8).map(|_| server.store("race")).collect();
+    let won: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = racers
+            .iter()
+            .enumerate()
+            .map(|(i, store)| {
+                s.spawn(move || {
+                    let mut m = meta(1);
+                    let chunks = vec![(format!("engine-{i}"), vec![i as u8; 100])];
+                    match store.write(&mut m, chunks) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            assert!(e.to_string().contains("exists already"), "{e}");
+                            false
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let winner = won.iter().position(|w| *w).unwrap();
+    let (_, chunks) = racers[0].read(1).unwrap();
+    assert_eq!(chunks, vec![(format!("engine-{winner}"), vec![winner as u8; 100])]);
+
+    // Chunks and records never leave their prefix; a reader beside the
+    // writer sees complete checkpoints only.
+    let writer = server.store("shared/ff");
+    writer
+        .write(&mut meta(1), vec![("view/../../x".into(), vec![1; 10])])
+        .unwrap();
+    writer.put_chunk(2, "view/v/00000", &[3]).unwrap();
+    let reader = server.store("shared/ff");
+    assert_eq!(reader.list().unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![1]);
+    assert!(server.store("shared").list().unwrap().is_empty());
+    assert_eq!(
+        reader.read(1).unwrap().1,
+        vec![("view/../../x".to_string(), vec![1; 10])]
+    );
+    // A failed checkpoint's chunks go once a newer one commits.
+    writer.write(&mut meta(3), vec![("a".into(), vec![4])]).unwrap();
+    writer.retain(3).unwrap();
+    let err = writer
+        .commit(&CheckpointMeta {
+            chunks: vec![ChunkInfo::of("view/v/00000", &[3])],
+            ..meta(2)
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not committed"), "{err}");
+    // discard leaves a committed checkpoint alone.
+    writer.discard(3).unwrap();
+    assert_eq!(writer.read(3).unwrap().1, vec![("a".to_string(), vec![4])]);
+
+    // A bad endpoint or credentials is an error at open that names the URL.
+    let mut wrong = server.env();
+    wrong.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
+    wrong.push(("AWS_SECRET_ACCESS_KEY".into(), "wrong".into()));
+    let err = S3Store::connect("s3://ckpt/x", &wrong).err().unwrap().to_string();
+    assert!(
+        err.contains("s3://ckpt/x") && err.contains("cannot list the bucket"),
+        "{err}"
+    );
 }

@@ -77,22 +77,6 @@ impl DirStore {
     fn committed(&self, id: u64) -> bool {
         self.record(id).exists()
     }
-
-    /// Chunk directories without a record, of ids below `below`: what
-    /// checkpoints that failed half-way left.
-    fn remove_orphans_below(&self, below: u64) -> Result<(), StateError> {
-        let mut removed = 0;
-        for id in files::chunk_dirs(&self.root).map_err(|e| self.err(e))? {
-            if id < below && !self.committed(id) {
-                files::remove(&self.root, id).map_err(|e| self.err(e))?;
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            tracing::warn!(path = %self.path, checkpoints = removed, "removed the chunks of incomplete checkpoints");
-        }
-        Ok(())
-    }
 }
 
 impl CheckpointStore for DirStore {
@@ -202,27 +186,27 @@ impl CheckpointStore for DirStore {
         files::remove(&self.root, id).map_err(|e| self.err(e))
     }
 
+    /// Chunk directories without a record, of ids below `below`: what
+    /// checkpoints that failed half-way left.
+    fn remove_orphans_below(&self, below: u64) -> Result<(), StateError> {
+        let mut removed = 0;
+        for id in files::chunk_dirs(&self.root).map_err(|e| self.err(e))? {
+            if id < below && !self.committed(id) {
+                files::remove(&self.root, id).map_err(|e| self.err(e))?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(path = %self.path, checkpoints = removed, "removed the chunks of incomplete checkpoints");
+        }
+        Ok(())
+    }
+
     fn discard(&self, id: u64) -> Result<(), StateError> {
         if self.committed(id) {
             return Ok(());
         }
         files::remove(&self.root, id).map_err(|e| self.err(e))
-    }
-
-    fn retain(&self, retain: usize) -> Result<(), StateError> {
-        let all = self.list()?;
-        if all.len() > retain {
-            for m in &all[..all.len() - retain] {
-                self.delete(m.id)?;
-            }
-        }
-        // (Best effort: the checkpoint that just committed stays committed.)
-        if let Some(newest) = all.last()
-            && let Err(e) = self.remove_orphans_below(newest.id)
-        {
-            tracing::warn!(path = %self.path, error = %e, "could not remove the chunks of incomplete checkpoints");
-        }
-        Ok(())
     }
 }
 

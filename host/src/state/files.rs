@@ -9,9 +9,15 @@ pub(super) fn chunk_dir(root: &Path, id: u64) -> PathBuf {
     root.join(format!("chk-{id}"))
 }
 
-/// The file of chunk `name`: every byte outside `[A-Za-z0-9._-]` is written
-/// `%XX` (and a leading `.`), so no name leaves its checkpoint's directory.
+/// The file of chunk `name`, named by [`encode_name`].
 pub(super) fn chunk_file(root: &Path, id: u64, name: &str) -> PathBuf {
+    chunk_dir(root, id).join(encode_name(name))
+}
+
+/// Chunk `name` as one plain path segment: every byte outside
+/// `[A-Za-z0-9._-]` is written `%XX` (and a leading `.`), so no name
+/// leaves its checkpoint's directory (or object prefix).
+pub(super) fn encode_name(name: &str) -> String {
     let mut file = String::with_capacity(name.len() + 8);
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && !file.is_empty()) {
@@ -20,7 +26,7 @@ pub(super) fn chunk_file(root: &Path, id: u64, name: &str) -> PathBuf {
             file.push_str(&format!("%{b:02X}"));
         }
     }
-    chunk_dir(root, id).join(file)
+    file
 }
 
 /// Write chunk `name` of checkpoint `id` and make its bytes durable.

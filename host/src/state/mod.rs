@@ -9,18 +9,24 @@
 //! chunks in files and the commit records in sled (`checkpoint.dir`);
 //! [`DirStore`] keeps both in files of a directory that may be shared
 //! (`checkpoint.url = "file://..."`), committing create-only;
+//! [`S3Store`] does the same in S3-compatible object storage
+//! (`checkpoint.url = "s3://..."`) with conditional puts;
 //! [`MemoryStore`] is their in-memory twin. All run through the same
 //! conformance tests.
 
 mod dir_store;
 mod files;
 pub mod format;
+mod local_s3;
 mod memory;
+mod s3_store;
 mod sled_store;
 
 pub use dir_store::DirStore;
 pub use format::{EngineSnapshot, ViewSnapshot, load_checkpoint, put_chunks};
+pub use local_s3::LocalS3;
 pub use memory::MemoryStore;
+pub use s3_store::S3Store;
 pub use sled_store::SledStore;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +43,7 @@ pub fn open_store(c: &crate::config::CheckpointConfig) -> Result<std::sync::Arc<
     Ok(match location {
         StoreLocation::Local(dir) => std::sync::Arc::new(SledStore::open(&dir)?),
         StoreLocation::Dir(dir) => std::sync::Arc::new(DirStore::open(&dir)?),
+        StoreLocation::S3(url) => std::sync::Arc::new(S3Store::open(&url)?),
     })
 }
 
@@ -166,13 +173,26 @@ pub trait CheckpointStore: Send + Sync {
     /// alone.
     fn discard(&self, id: u64) -> Result<(), StateError>;
 
-    /// Keep the newest `retain` checkpoints, delete the rest.
+    /// Remove what checkpoints that never committed left (their chunks),
+    /// of ids below `below` only: a newer one may still be being written.
+    fn remove_orphans_below(&self, _below: u64) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Keep the newest `retain` checkpoints, delete the rest, then remove
+    /// what failed checkpoints older than the newest complete one left.
     fn retain(&self, retain: usize) -> Result<(), StateError> {
         let all = self.list()?;
         if all.len() > retain {
             for m in &all[..all.len() - retain] {
                 self.delete(m.id)?;
             }
+        }
+        // Best effort: the checkpoint that just committed stays committed.
+        if let Some(newest) = all.last()
+            && let Err(e) = self.remove_orphans_below(newest.id)
+        {
+            tracing::warn!(path = %self.path(), error = %e, "could not remove the chunks of incomplete checkpoints");
         }
         Ok(())
     }

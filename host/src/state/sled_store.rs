@@ -210,22 +210,8 @@ impl CheckpointStore for SledStore {
         files::remove(self.root(), id).map_err(|e| self.err(e))
     }
 
-    fn retain(&self, retain: usize) -> Result<(), StateError> {
-        let all = self.list()?;
-        if all.len() > retain {
-            for m in &all[..all.len() - retain] {
-                self.delete(m.id)?;
-            }
-        }
-        // A checkpoint that failed half-way (a full disk) left files that
-        // no record names; any older than the newest complete one are dead.
-        // (Best effort: the checkpoint that just committed stays committed.)
-        if let Some(newest) = all.last()
-            && let Err(e) = self.remove_orphans(Some(newest.id))
-        {
-            tracing::warn!(path = %self.path, error = %e, "could not remove the chunks of incomplete checkpoints");
-        }
-        Ok(())
+    fn remove_orphans_below(&self, below: u64) -> Result<(), StateError> {
+        self.remove_orphans(Some(below))
     }
 }
 

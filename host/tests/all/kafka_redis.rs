@@ -17,6 +17,8 @@ struct Setup {
     dir: tempfile::TempDir,
     plugins: tempfile::TempDir,
     events: std::path::PathBuf,
+    /// Variables for every `featherflow` this setup runs (`AWS_*` for S3).
+    env: Vec<(String, String)>,
 }
 
 /// Services, a generated event log produced to a 4-partition topic, and
@@ -59,6 +61,7 @@ fn setup_unproduced(events: u64, users: u64) -> Setup {
         dir,
         plugins,
         events: log,
+        env: Vec::new(),
     };
     s.replay_into(s.plugins.path(), 1);
     s
@@ -116,8 +119,15 @@ impl Setup {
         path
     }
 
+    /// `featherflow` with this setup's variables.
+    fn featherflow(&self) -> Command {
+        let mut c = featherflow();
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
     fn run(&self, config: &Path, extra: &[&str]) -> Child {
-        featherflow()
+        self.featherflow()
             .env("RUST_LOG", "info")
             .arg("run")
             .arg("--config")
@@ -146,7 +156,7 @@ impl Setup {
     /// `featherflow checkpoints list --json`, oldest first.
     fn checkpoints(&self, config: &Path) -> Vec<serde_json::Value> {
         let (out, _) = run_ok(
-            featherflow()
+            self.featherflow()
                 .args(["checkpoints", "list", "--json", "--config"])
                 .arg(config),
         );
@@ -271,17 +281,15 @@ fn redis_and_broker_outages_lose_nothing() {
     assert_same(&s.reference(), &s.actual());
 }
 
-#[test]
-fn checkpoints_in_a_file_url_directory_restore_and_converge() {
-    // checkpoint.url = file://...: plain files in a directory that may be a
-    // shared mount; commit records are create-only.
-    let s = setup(100_000, 3_000, false);
+/// `checkpoint.url = url`: checkpoints taken until SIGTERM land in that
+/// store (as `stored` checks), nothing in `checkpoint.dir`, `checkpoints
+/// show` verifies one there, and a bounded run restored from the oldest
+/// converges to the replay.
+fn restore_from_a_shared_store(s: &Setup, url: &str, stored: &dyn Fn(u64)) {
     let config = s.config("200ms");
-    let shared = s.dir.path().join("shared");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[checkpoint]\n",
-        &format!("[checkpoint]\nurl = \"file://{}\"\n", shared.display()),
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[checkpoint]\n", &format!("[checkpoint]\nurl = \"{url}\"\n"));
     std::fs::write(&config, text).unwrap();
     let child = s.run(&config, &[]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -289,27 +297,84 @@ fn checkpoints_in_a_file_url_directory_restore_and_converge() {
     wait_ok(child, Duration::from_secs(30));
     let ids = s.checkpoint_ids(&config);
     assert!(ids.len() >= 2, "retained checkpoints: {ids:?}");
-    assert!(
-        shared.join(format!("chk-{}.json", ids[0])).is_file() && shared.join(format!("chk-{}", ids[0])).is_dir(),
-        "{:?}",
-        std::fs::read_dir(&shared).unwrap().collect::<Vec<_>>()
-    );
+    stored(ids[0]);
     // Nothing of it went to checkpoint.dir's local store.
     assert!(!s.dir.path().join("checkpoints").join("db").exists());
     let (show, _) = run_ok(
-        featherflow()
+        s.featherflow()
             .args(["checkpoints", "show", &ids[0].to_string(), "--config"])
             .arg(&config),
     );
-    assert!(
-        show.contains("verified") && show.contains(&format!("{}/chk-{}", shared.display(), ids[0])),
-        "{show}"
-    );
+    let name = format!("{}/chk-{}", url.strip_prefix("file://").unwrap_or(url), ids[0]);
+    assert!(show.contains("verified") && show.contains(&name), "{show}");
     wait_ok(
         s.run(&config, &["--bounded", "--from-checkpoint", &ids[0].to_string()]),
         Duration::from_secs(120),
     );
     assert_same(&s.reference(), &s.actual());
+}
+
+#[test]
+fn checkpoints_in_a_file_url_directory_restore_and_converge() {
+    // checkpoint.url = file://...: plain files in a directory that may be a
+    // shared mount; commit records are create-only.
+    let s = setup(100_000, 3_000, false);
+    let shared = s.dir.path().join("shared");
+    restore_from_a_shared_store(&s, &format!("file://{}", shared.display()), &|id| {
+        assert!(
+            shared.join(format!("chk-{id}.json")).is_file() && shared.join(format!("chk-{id}")).is_dir(),
+            "{:?}",
+            std::fs::read_dir(&shared).unwrap().collect::<Vec<_>>()
+        )
+    });
+}
+
+#[test]
+fn checkpoints_in_an_s3_bucket_restore_and_converge() {
+    // checkpoint.url = s3://...: a real S3-compatible store (SeaweedFS),
+    // reached through the AWS_* variables.
+    let server = featherflow::state::LocalS3::start();
+    let mut s = setup(100_000, 3_000, false);
+    s.env = server.env();
+    let store = server.store("jobs/one");
+    restore_from_a_shared_store(&s, "s3://ckpt/jobs/one", &|id| {
+        use featherflow::state::CheckpointStore;
+        assert!(store.read(id).is_ok(), "{:?}", store.list());
+    });
+}
+
+#[test]
+fn a_redis_cluster_gets_what_one_redis_gets_through_a_failover() {
+    // redis.cluster-nodes: 3 masters with a replica each; one master is
+    // failed over (CLUSTER FAILOVER) while the engine writes.
+    let cluster = services::RedisCluster::start(3, 1);
+    let s = setup(200_000, 5_000, false);
+    let config = s.config("200ms");
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[redis]\n",
+        &format!("[redis]\ncluster-nodes = [{}]\n", nodes.join(", ")),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = Running(s.run(&config, &["--bounded"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.dump().is_empty() {
+        assert!(Instant::now() < deadline, "nothing reached the cluster");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = cluster.masters();
+    cluster.fail_over(before[0]);
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the run ended before the failover: the test needs more events"
+    );
+    assert_ne!(cluster.masters(), before, "the failover changed no master");
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "featherflow run failed: {status}");
+    assert_same(&s.reference(), &cluster.dump());
+    for port in cluster.masters() {
+        assert!(!services::dump(port, 0).is_empty(), "the master on {port} holds no key");
+    }
 }
 
 #[test]

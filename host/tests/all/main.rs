@@ -11,6 +11,7 @@ mod hostile_input;
 mod hotswap;
 mod kafka_redis;
 mod languages;
+mod redis_sink;
 mod sandbox;
 mod scaffold;
 mod services;

@@ -157,3 +157,116 @@ pub fn diff(a: &Dump, b: &Dump) -> String {
     out.truncate(10);
     format!("{n} differences:\n{}", out.join("\n"))
 }
+
+/// A Redis Cluster on loopback: `masters` masters with `replicas` replicas
+/// each, slots spread by `redis-cli --cluster create`; stopped on drop.
+pub struct RedisCluster {
+    pub nodes: Vec<Service>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize, replicas: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Service> = (0..masters * (1 + replicas))
+            .map(|i| {
+                let port = free_port();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+                    .arg("--cluster-config-file")
+                    .arg(dir.path().join(format!("nodes-{i}.conf")))
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("redis-server is not installed: run scripts/deps.sh");
+                wait_for_port(port, "redis-server (cluster)");
+                Service { child, port }
+            })
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster
+            .nodes
+            .iter()
+            .all(|n| cluster.info(n.port).contains("cluster_state:ok"))
+        {
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// `redis://` URLs of every node (the seed list).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn info(&self, port: u16) -> String {
+        self.cli(port, &["cluster", "info"])
+    }
+
+    /// Ports of the masters, as the cluster sees them now.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| self.cli(n.port, &["role"]).starts_with("master"))
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// A planned failover: a replica of the master on `port` takes over
+    /// (`CLUSTER FAILOVER`: the master stops taking writes, the replica
+    /// catches up, then they swap). Returns once the replica is a master.
+    pub fn fail_over(&self, port: u16) {
+        let replica = self
+            .nodes
+            .iter()
+            .find(|n| {
+                let role = self.cli(n.port, &["role"]);
+                role.starts_with("slave") && role.lines().nth(2) == Some(&port.to_string())
+            })
+            .unwrap_or_else(|| panic!("no replica of the master on {port}"))
+            .port;
+        assert!(self.cli(replica, &["cluster", "failover"]).contains("OK"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.cli(replica, &["role"]).starts_with("master") {
+            assert!(Instant::now() < deadline, "the replica on {replica} did not take over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every key on every master, as [`dump`] gives one server's.
+    pub fn dump(&self) -> Dump {
+        let mut all = Dump::new();
+        for port in self.masters() {
+            all.extend(dump(port, 0));
+        }
+        all
+    }
+}
