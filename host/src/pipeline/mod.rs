@@ -658,10 +658,12 @@ mod tests {
     fn time_the_loop_was_held_up_elsewhere_is_not_the_sources_silence() {
         // As when a sink holds the stream while Redis is down: the loop
         // does not ask the source, so the source is not stalled.
-        let counting = || Box::new(CountingSink::default());
-        let s = run_silent_with(Some(42), counting(), Duration::from_millis(800), &|| {
-            std::thread::sleep(Duration::from_millis(150))
-        });
+        let s = run_silent_with(
+            Some(42),
+            Box::new(CountingSink::default()),
+            Duration::from_millis(800),
+            &|| std::thread::sleep(Duration::from_millis(150)),
+        );
         assert!(!s.source_failing && s.source_errors == 0, "{s:?}");
         // Held up in the flush of a quiet turn, right before the check.
         let s = run_silent_with(Some(42), Box::new(SlowFlush), Duration::from_millis(800), &|| {});
