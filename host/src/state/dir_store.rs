@@ -18,7 +18,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CheckpointMeta, CheckpointStore, StateError, files, verify_chunks};
+use super::{
+    CheckpointMeta, CheckpointStore, StateError, files, listed_record, parse_record, record_id, verify_chunks,
+};
 
 pub struct DirStore {
     path: String,
@@ -127,23 +129,11 @@ impl CheckpointStore for DirStore {
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(id) = name.to_str().and_then(record_id) else {
                 continue;
             };
-            let parsed = std::fs::read(entry.path())
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<CheckpointMeta>(&b).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(m) => out.push(m),
-                Err(e) => {
-                    tracing::warn!(checkpoint = %self.checkpoint_path(id), error = %e, "unreadable checkpoint metadata; skipped")
-                }
-            }
+            let raw = std::fs::read(entry.path()).map_err(|e| e.to_string());
+            out.extend(listed_record(self, id, raw));
         }
         out.sort_by_key(|m| m.id);
         Ok(out)
@@ -160,11 +150,7 @@ impl CheckpointStore for DirStore {
             }
             Err(e) => return Err(self.err(format!("cannot read {}: {e}", self.record(id).display()))),
         };
-        let meta: CheckpointMeta = serde_json::from_slice(&raw).map_err(|e| StateError::Damaged {
-            path: self.checkpoint_path(id),
-            problem: format!("metadata cannot be read (incompatible version?): {e}"),
-            usable: self.older_than(id),
-        })?;
+        let meta = parse_record(self, id, &raw)?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
             if let Some(bytes) = files::read(&self.root, id, &info.name).map_err(|e| self.err(e))? {

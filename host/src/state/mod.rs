@@ -225,6 +225,37 @@ pub(crate) fn describe_chunks(meta: &mut CheckpointMeta, chunks: &[(String, Vec<
     meta.size_bytes = chunks.iter().map(|(_, b)| b.len() as u64).sum();
 }
 
+/// The id of a commit record named `chk-{id}.json`.
+pub(crate) fn record_id(name: &str) -> Option<u64> {
+    name.strip_prefix("chk-")?.strip_suffix(".json")?.parse().ok()
+}
+
+/// Checkpoint `id`'s commit record, parsed; `Damaged` if it cannot be.
+pub(crate) fn parse_record(store: &dyn CheckpointStore, id: u64, raw: &[u8]) -> Result<CheckpointMeta, StateError> {
+    serde_json::from_slice(raw).map_err(|e| StateError::Damaged {
+        path: store.checkpoint_path(id),
+        problem: format!("metadata cannot be read (incompatible version?): {e}"),
+        usable: store.older_than(id),
+    })
+}
+
+/// For `list`: checkpoint `id`'s record as read (or why it could not be),
+/// parsed; `None`, with a warning, when it cannot be used.
+pub(crate) fn listed_record(
+    store: &dyn CheckpointStore,
+    id: u64,
+    raw: Result<impl AsRef<[u8]>, String>,
+) -> Option<CheckpointMeta> {
+    let parsed = raw.and_then(|b| serde_json::from_slice::<CheckpointMeta>(b.as_ref()).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(checkpoint = %store.checkpoint_path(id), error = %e, "unreadable checkpoint metadata; skipped");
+            None
+        }
+    }
+}
+
 /// Check chunks against the metadata.
 pub(crate) fn verify_chunks(
     store: &dyn CheckpointStore,

@@ -30,7 +30,9 @@ use std::time::Duration;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::{CheckpointMeta, CheckpointStore, StateError, files, verify_chunks};
+use super::{
+    CheckpointMeta, CheckpointStore, StateError, files, listed_record, parse_record, record_id, verify_chunks,
+};
 
 pub struct S3Store {
     /// `s3://bucket/prefix`, for messages.
@@ -252,25 +254,13 @@ impl CheckpointStore for S3Store {
             .map_err(|e| self.err(format!("cannot list: {e}")))?;
         let mut out = Vec::new();
         for object in listed.objects {
-            let Some(id) = object
-                .location
-                .filename()
-                .and_then(|n| n.strip_prefix("chk-"))
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(id) = object.location.filename().and_then(record_id) else {
                 continue;
             };
-            let parsed = self
+            let raw = self
                 .run(async { self.store.get(&object.location).await?.bytes().await })
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<CheckpointMeta>(&b).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(m) => out.push(m),
-                Err(e) => {
-                    tracing::warn!(checkpoint = %self.checkpoint_path(id), error = %e, "unreadable checkpoint metadata; skipped")
-                }
-            }
+                .map_err(|e| e.to_string());
+            out.extend(listed_record(self, id, raw));
         }
         out.sort_by_key(|m| m.id);
         Ok(out)
@@ -287,11 +277,7 @@ impl CheckpointStore for S3Store {
             }
             Err(e) => return Err(self.err(format!("cannot read {}: {e}", self.record(id)))),
         };
-        let meta: CheckpointMeta = serde_json::from_slice(&raw).map_err(|e| StateError::Damaged {
-            path: self.checkpoint_path(id),
-            problem: format!("metadata cannot be read (incompatible version?): {e}"),
-            usable: self.older_than(id),
-        })?;
+        let meta = parse_record(self, id, &raw)?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
             let key = self.chunk(id, &info.name);

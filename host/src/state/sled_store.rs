@@ -21,7 +21,7 @@
 //! `chunks` (key `id ++ name`): those are still read and deleted, so their
 //! checkpoints stay restorable until they age out.
 
-use super::{CheckpointMeta, CheckpointStore, StateError, files, verify_chunks};
+use super::{CheckpointMeta, CheckpointStore, StateError, files, listed_record, parse_record, verify_chunks};
 
 pub struct SledStore {
     path: String,
@@ -140,17 +140,12 @@ impl CheckpointStore for SledStore {
         let mut out = Vec::new();
         for kv in self.meta.iter() {
             let (k, v) = kv.map_err(|e| self.err(e))?;
-            match serde_json::from_slice::<CheckpointMeta>(&v) {
-                Ok(m) => out.push(m),
-                Err(e) => {
-                    let id = k
-                        .get(..8)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_be_bytes)
-                        .unwrap_or(0);
-                    tracing::warn!(checkpoint = %self.checkpoint_path(id), error = %e, "unreadable checkpoint metadata; skipped");
-                }
-            }
+            let id = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            out.extend(listed_record(self, id, Ok(v)));
         }
         Ok(out)
     }
@@ -162,11 +157,7 @@ impl CheckpointStore for SledStore {
                 usable: self.older_than(id),
             });
         };
-        let meta: CheckpointMeta = serde_json::from_slice(&raw).map_err(|e| StateError::Damaged {
-            path: self.checkpoint_path(id),
-            problem: format!("metadata cannot be read (incompatible version?): {e}"),
-            usable: self.older_than(id),
-        })?;
+        let meta = parse_record(self, id, &raw)?;
         let mut chunks = Vec::with_capacity(meta.chunks.len());
         for info in &meta.chunks {
             match files::read(self.root(), id, &info.name).map_err(|e| self.err(e))? {
