@@ -8,6 +8,7 @@
 #   EVENTS=3000000 USERS=100000 scripts/bench-run.sh
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 #   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
+#   KEEP_NEWEST=true scripts/bench-run.sh   # redis.keep-newest (the write script)
 # Then a live phase (LIVE_SECONDS=0 skips it): `run` keeps up with a producer
 # sending LIVE_RATE events/s whose event time goes 30x the wall clock, so a
 # 10-minute slide comes every 20 s and fires a window for every user at once;
@@ -45,6 +46,7 @@ brokers = "127.0.0.1:$KPORT"
 [redis]
 url = "redis://127.0.0.1:$RPORT/0"
 batch = ${REDIS_BATCH:-512}
+keep-newest = ${KEEP_NEWEST:-false}
 [checkpoint]
 dir = "$DIR/checkpoints"
 interval = "$INTERVAL"

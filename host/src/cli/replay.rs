@@ -128,7 +128,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let sink: Box<dyn Sink> = match &args.redis {
         // The pipeline waits for the sink's barrier at the end: done only
         // when Redis has everything.
-        Some(url) => Box::new(crate::sink::RedisSink::start(url, config.redis.batch)?),
+        Some(url) => Box::new(crate::sink::RedisSink::start(
+            url,
+            config.redis.batch,
+            config.redis.keep_newest,
+        )?),
         None => Box::new(JsonlSink::create(&args.out, args.common.format)?),
     };
     let engine = replay_file(&config, &plugins, &args.events, sink, deploys)?;

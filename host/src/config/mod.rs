@@ -79,6 +79,9 @@ pub struct RedisConfig {
     /// a password: print it only through [`redact_url`].
     pub url: String,
     pub batch: usize,
+    /// Write each key with a script that refuses an older window than the
+    /// key holds (needed when several engines may write the same keys).
+    pub keep_newest: bool,
     /// Non-empty: a Redis Cluster reached through these seed nodes
     /// (`redis://` URLs, passwords as in `url`), and `url` is not used.
     pub cluster_nodes: Vec<String>,
@@ -89,6 +92,7 @@ impl std::fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &redact_url(&self.url))
             .field("batch", &self.batch)
+            .field("keep_newest", &self.keep_newest)
             .field(
                 "cluster_nodes",
                 &self.cluster_nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>(),

@@ -3,14 +3,16 @@
 //! The engine thread hands batches of records to a writer thread through a
 //! bounded queue; when Redis is slow or gone the queue fills and the engine
 //! blocks — backpressure instead of dropping or buffering without bound.
-//! Each key is written by one call of a small Lua script ([`WRITE_SCRIPT`],
-//! by `EVALSHA`): its fields, the window's end in `_window_end`, and its
-//! TTL, atomically, so no reader ever sees a key without its TTL; and only
-//! if the key does not hold a newer window already, so that no key goes
-//! back in time: not after a restore replays older windows, not under an
-//! engine that lost its partitions without noticing. One script call per
-//! key touches one key, which is also what Redis Cluster needs. The writer
-//! encodes RESP itself into one reused buffer, a pipeline per batch; up to
+//! Each key gets its fields and its TTL atomically, so no reader ever sees
+//! a key without its TTL: `HSET` + `EXPIRE` per key inside one
+//! `MULTI`/`EXEC` per batch, or, with `redis.keep-newest`, one call per key
+//! of a small Lua script ([`WRITE_SCRIPT`], by `EVALSHA`) that also keeps
+//! the window's end in `_window_end` and writes only if the key does not
+//! hold a newer window already, so that no key goes back in time even when
+//! another engine writes the same keys late. (The script costs Redis about
+//! twice the CPU per key; one engine alone does not need it: its replays
+//! after a restore end where an uninterrupted run ends.) The writer encodes
+//! RESP itself into one reused buffer, a pipeline per batch; up to
 //! [`IN_FLIGHT`] batches are sent before the first one's replies are read,
 //! so Redis is never idle waiting for the writer. On a failure the writer
 //! reconnects with backoff and sends every unacknowledged batch again until
@@ -141,7 +143,8 @@ pub struct RedisSink {
 impl RedisSink {
     /// Start the writer for `url`. The URL is checked now; the connection
     /// is made (and remade) by the writer.
-    pub fn start(url: &str, batch: usize) -> Result<Self, SinkError> {
+    /// With `keep_newest`, keys are written by [`WRITE_SCRIPT`].
+    pub fn start(url: &str, batch: usize, keep_newest: bool) -> Result<Self, SinkError> {
         let client = redis::Client::open(url).map_err(|e| SinkError::Store {
             sink: redact(url),
             // redis-rs's message may quote parts of the URL.
@@ -155,12 +158,13 @@ impl RedisSink {
         let name = redact(url);
         let writer_name = name.clone();
         Self::spawn(name, batch, tx, stats, move || {
-            writer(client, rx, batch.max(1), writer_stats, writer_name)
+            writer(client, rx, batch.max(1), keep_newest, writer_stats, writer_name)
         })
     }
 
     /// Start the writer for a Redis Cluster reached through `nodes` (seed
-    /// nodes, `redis://` URLs): each key goes to the master of its slot,
+    /// nodes, `redis://` URLs): each key is written by [`WRITE_SCRIPT`]
+    /// (atomic in its own slot whatever the batch), goes to the master of its slot,
     /// redirections (`MOVED`, `ASK`) are followed, and a batch that fails
     /// (a master failing over) is sent again until the cluster takes it.
     pub fn start_cluster(nodes: &[String], batch: usize) -> Result<Self, SinkError> {
@@ -192,7 +196,7 @@ impl RedisSink {
     /// The writer `redis.cluster-nodes` or else `redis.url` names.
     pub fn from_config(c: &crate::config::RedisConfig) -> Result<Self, SinkError> {
         if c.cluster_nodes.is_empty() {
-            Self::start(&c.url, c.batch)
+            Self::start(&c.url, c.batch, c.keep_newest)
         } else {
             Self::start_cluster(&c.cluster_nodes, c.batch)
         }
@@ -345,6 +349,8 @@ struct Writer {
     backoff: Duration,
     /// Redis's id of the current connection (`CLIENT ID`), if it told.
     client_id: Option<i64>,
+    /// `redis.keep-newest`: write with [`WRITE_SCRIPT`].
+    keep_newest: bool,
     /// The SHA-1 of [`WRITE_SCRIPT`], as `SCRIPT LOAD` on the current
     /// connection answered (loaded again on every connection: a restarted
     /// or failed-over server has an empty script cache).
@@ -356,7 +362,14 @@ struct Writer {
     stale_clients: Vec<i64>,
 }
 
-fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<RedisStats>, name: String) {
+fn writer(
+    client: redis::Client,
+    rx: Receiver<Msg>,
+    batch: usize,
+    keep_newest: bool,
+    stats: Arc<RedisStats>,
+    name: String,
+) {
     let mut w = Writer {
         client,
         conn: None,
@@ -368,6 +381,7 @@ fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, stats: Arc<Red
         last_answer: Instant::now(),
         backoff: FIRST_BACKOFF,
         client_id: None,
+        keep_newest,
         script_sha: String::new(),
         stale_clients: Vec::new(),
     };
@@ -433,8 +447,8 @@ impl Writer {
         while self.in_flight.len() >= IN_FLIGHT {
             self.receive_oldest();
         }
-        let batch = Batch {
-            replies: records.len(),
+        let mut batch = Batch {
+            replies: 0,
             records,
             barriers: Vec::new(),
             parts: 1,
@@ -442,7 +456,8 @@ impl Writer {
         let sent = match self.connected() {
             true => {
                 self.buf.clear();
-                encode_batch(&batch.records, &self.script_sha, &mut self.buf);
+                let script = self.keep_newest.then_some(self.script_sha.as_str());
+                batch.replies = encode_batch(&batch.records, script, &mut self.buf);
                 self.conn
                     .as_mut()
                     .expect("connected")
@@ -526,8 +541,8 @@ impl Writer {
                 return;
             };
             self.buf.clear();
-            encode_batch(&batch.records, &self.script_sha, &mut self.buf);
-            batch.replies = batch.records.len();
+            let script = self.keep_newest.then_some(self.script_sha.as_str());
+            batch.replies = encode_batch(&batch.records, script, &mut self.buf);
             *sent = Instant::now();
             let c = self.conn.as_mut().expect("connected");
             match c.send_packed_command(&self.buf) {
@@ -582,7 +597,10 @@ impl Writer {
             match connect(&self.client).and_then(|mut c| {
                 let id = client_id(&mut c)?;
                 kill_clients(&mut c, &self.stale_clients)?;
-                let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(WRITE_SCRIPT).query(&mut c)?;
+                let sha: String = match self.keep_newest {
+                    true => redis::cmd("SCRIPT").arg("LOAD").arg(WRITE_SCRIPT).query(&mut c)?,
+                    false => String::new(),
+                };
                 Ok((c, id, sha))
             }) {
                 // `connected` waits for an answer: a stopped server
@@ -642,20 +660,19 @@ impl RedisStats {
     }
 }
 
-/// Read `n` replies of [`WRITE_SCRIPT`]; returns how many writes it
-/// skipped (the key held a newer window). An error reply (`NOSCRIPT` after
-/// a `SCRIPT FLUSH`, say) is a failure: the writer reconnects, loads the
-/// script again and resends.
+/// Read `n` replies; returns how many writes [`WRITE_SCRIPT`] skipped (the
+/// key held a newer window: it answers 0). An error reply (also inside
+/// `EXEC`'s; `NOSCRIPT` after a `SCRIPT FLUSH`) is a failure: the writer
+/// reconnects (loading the script again) and resends.
 fn read_replies(conn: &mut redis::Connection, n: usize) -> Result<u64, String> {
     let mut skipped = 0;
     for _ in 0..n {
         match conn.recv_response().map_err(|e| e.to_string())? {
-            redis::Value::Int(1) => {}
             redis::Value::Int(0) => skipped += 1,
+            // EXEC of a transaction that was aborted.
+            redis::Value::Nil => return Err("the transaction was aborted".into()),
             v => {
-                let shown = format!("{v:?}");
                 v.extract_error().map_err(|e| e.to_string())?;
-                return Err(format!("unexpected reply to the write script: {shown}"));
             }
         }
     }
@@ -693,26 +710,52 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     Ok(c)
 }
 
-/// Append one `EVALSHA sha 1 key window_end ttl field value …` per record
-/// (see [`WRITE_SCRIPT`]), in RESP, to `out`; each gets one reply.
-fn encode_batch(records: &[FeatureRecord], sha: &str, out: &mut Vec<u8>) {
+/// Append the commands that write `records`, in RESP, to `out`; returns
+/// the number of replies they get. With `script` (its SHA-1): one
+/// `EVALSHA sha 1 key window_end ttl field value …` per record (see
+/// [`WRITE_SCRIPT`]). Without: one `MULTI` … `EXEC` block of `HSET key
+/// field value …` and `EXPIRE key ttl` per record.
+fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u8>) -> usize {
     let mut value = Vec::with_capacity(32);
     let mut n = itoa::Buffer::new();
-    for r in records {
-        resp_array_len(out, 6 + 2 * r.fields.len().min(r.values.len()));
-        resp_bulk(out, b"EVALSHA");
-        resp_bulk(out, sha.as_bytes());
-        resp_bulk(out, b"1");
-        resp_bulk(out, r.key.as_bytes());
-        resp_bulk(out, n.format(r.window_end).as_bytes());
-        resp_bulk(out, n.format(r.ttl_seconds).as_bytes());
+    let fields = |out: &mut Vec<u8>, value: &mut Vec<u8>, r: &FeatureRecord| {
         for (f, v) in r.fields.iter().zip(&r.values) {
             resp_bulk(out, f.name.as_bytes());
             value.clear();
-            v.write_redis(&mut value);
-            resp_bulk(out, &value);
+            v.write_redis(value);
+            resp_bulk(out, value);
+        }
+    };
+    if let Some(sha) = script {
+        for r in records {
+            resp_array_len(out, 6 + 2 * r.fields.len().min(r.values.len()));
+            resp_bulk(out, b"EVALSHA");
+            resp_bulk(out, sha.as_bytes());
+            resp_bulk(out, b"1");
+            resp_bulk(out, r.key.as_bytes());
+            resp_bulk(out, n.format(r.window_end).as_bytes());
+            resp_bulk(out, n.format(r.ttl_seconds).as_bytes());
+            fields(out, &mut value, r);
+        }
+        return records.len();
+    }
+    let mut replies = 2;
+    out.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
+    for r in records {
+        resp_array_len(out, 2 + 2 * r.fields.len().min(r.values.len()));
+        resp_bulk(out, b"HSET");
+        resp_bulk(out, r.key.as_bytes());
+        fields(out, &mut value, r);
+        replies += 1;
+        if r.ttl_seconds > 0 {
+            out.extend_from_slice(b"*3\r\n$6\r\nEXPIRE\r\n");
+            resp_bulk(out, r.key.as_bytes());
+            resp_bulk(out, n.format(r.ttl_seconds).as_bytes());
+            replies += 1;
         }
     }
+    out.extend_from_slice(b"*1\r\n$4\r\nEXEC\r\n");
+    replies
 }
 
 fn resp_array_len(out: &mut Vec<u8>, n: usize) {
@@ -787,7 +830,32 @@ mod tests {
             .arg("avg_view_price")
             .arg("0.0");
         let mut out = Vec::new();
-        encode_batch(&records, "5ca1ab1e", &mut out);
+        assert_eq!(encode_batch(&records, Some("5ca1ab1e"), &mut out), 2);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&pipe.get_packed_pipeline())
+        );
+
+        // Without the script: one MULTI/EXEC of HSET and EXPIRE (when
+        // there is a TTL) per record.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("HSET")
+            .arg("user_features:1")
+            .arg("view_count")
+            .arg("3")
+            .arg("avg_view_price")
+            .arg("29.99");
+        pipe.cmd("EXPIRE").arg("user_features:1").arg(7200u64);
+        pipe.cmd("HSET")
+            .arg("session_features:ü:17")
+            .arg("view_count")
+            .arg("-1")
+            .arg("avg_view_price")
+            .arg("0.0");
+        let mut out = Vec::new();
+        // OK, QUEUED for each of the 3 commands, EXEC.
+        assert_eq!(encode_batch(&records, None, &mut out), 5);
         assert_eq!(
             String::from_utf8_lossy(&out),
             String::from_utf8_lossy(&pipe.get_packed_pipeline())
@@ -844,7 +912,7 @@ mod tests {
             "redis:secret@host",
             "unix:///?pass=secret&db=x",
         ] {
-            let err = match RedisSink::start(url, 16) {
+            let err = match RedisSink::start(url, 16, false) {
                 Ok(_) => panic!("{url} was accepted"),
                 Err(e) => e.to_string(),
             };

@@ -33,7 +33,8 @@ fn record(window_end: i64, count: i64) -> FeatureRecord {
 #[test]
 fn a_key_never_goes_back_to_an_older_window() {
     let redis = services::redis();
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2).unwrap();
+    // redis.keep-newest = true
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, true).unwrap();
     let stats = sink.stats.clone();
     let mut write = |records: Vec<FeatureRecord>| {
         sink.write_owned(records).unwrap();
@@ -62,4 +63,20 @@ fn a_key_never_goes_back_to_an_older_window() {
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut c).unwrap();
     assert_eq!(write(vec![record(8_400_000, 8)]), ("8".into(), "8400000".into()));
     assert!(stats.retries.load(Ordering::Relaxed) >= 1);
+}
+
+#[test]
+fn without_keep_newest_the_last_write_wins() {
+    // redis.keep-newest = false (one engine): MULTI/EXEC batches, the last
+    // write wins, with its TTL and no `_window_end`.
+    let redis = services::redis();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, false).unwrap();
+    sink.write_owned(vec![record(7_200_000, 2), record(3_600_000, 1), record(3_600_000, 3)])
+        .unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+    let (fields, ttl) = services::dump(redis.port, 0)["user_features:7"].clone();
+    assert!(ttl, "{fields:?} has no TTL");
+    assert_eq!(fields["view_count"], "3");
+    assert!(!fields.contains_key("_window_end"), "{fields:?}");
+    assert_eq!(sink.stats.older_windows_skipped.load(Ordering::Relaxed), 0);
 }
