@@ -14,11 +14,21 @@ RATE=${RATE:-2000}             # events per second of wall time
 EVENT_RATE=${EVENT_RATE:-200}  # events per second of event time (10x the wall clock at the defaults)
 USERS=${USERS:-1000000}
 REDIS_OUTAGE=${REDIS_OUTAGE:-$((DURATION / 15))}  # seconds Redis is stopped
-# Seconds the broker is stopped. Capped at 40 by default: the prebuilt tansu
-# (memory storage) took produce requests but served no fetch for good after a
-# 200 s SIGSTOP, which is the test broker's failure, not the engine's (the
-# engine reports it on /health/ready as a stalled source after 60 s).
-BROKER_OUTAGE=${BROKER_OUTAGE:-$(( DURATION / 15 < 40 ? DURATION / 15 : 40 ))}
+# The broker: the prebuilt tansu of scripts/deps.sh keeps its log in memory.
+# A tansu built with `cargo install tansu --features dynostore,libsql` keeps it
+# in SQLite: TANSU=~/.cargo/bin/tansu STORAGE=sqlite. With a persistent log
+# the broker outage is a real restart (SIGTERM, then started again); with
+# memory storage it is a SIGSTOP, capped at 40 s by default: the prebuilt
+# tansu took produce requests but served no fetch for good after a 200 s
+# SIGSTOP, which is the test broker's failure, not the engine's (the engine
+# reports it on /health/ready as a stalled source after 60 s).
+TANSU=${TANSU:-.tools/tansu}
+STORAGE=${STORAGE:-memory}
+if [ "$STORAGE" = memory ]; then
+  BROKER_OUTAGE=${BROKER_OUTAGE:-$(( DURATION / 15 < 40 ? DURATION / 15 : 40 ))}
+else
+  BROKER_OUTAGE=${BROKER_OUTAGE:-$((DURATION / 15))}
+fi
 scripts/deps.sh >/dev/null
 make -s engine plugins >/dev/null
 cargo build -q --profile wasm --target wasm32-wasip2 -p v3-user-activity
@@ -28,9 +38,14 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 RPORT=$(port); KPORT=$(port); APORT=$(port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$DIR/redis.log" 2>&1 &
 RPID=$!
-.tools/tansu broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-  --storage-engine memory://tansu/ --silent >"$DIR/tansu.log" 2>&1 &
-KPID=$!
+start_broker() {
+  local engine=memory://tansu/
+  [ "$STORAGE" = sqlite ] && engine="sqlite://$DIR/broker.db"
+  "$TANSU" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
+    --storage-engine "$engine" --silent >>"$DIR/tansu.log" 2>&1 &
+  KPID=$!
+}
+start_broker
 EPID=""; PPID_GEN=""
 cleanup() {
   kill -CONT $RPID $KPID 2>/dev/null || true
@@ -39,7 +54,8 @@ cleanup() {
 }
 trap cleanup EXIT
 sleep 0.5
-.tools/tansu topic create ecommerce-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+sleep 1
+"$TANSU" topic create ecommerce-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
 mkdir -p "$DIR/plugins"
 cp plugins/user-activity.wasm plugins/session-stats.wasm "$DIR/plugins/"
 cat >"$DIR/ff.toml" <<TOML
@@ -80,8 +96,11 @@ while kill -0 $PPID_GEN 2>/dev/null; do
   case $t in
     $((DURATION * 2 / 12))) kill -STOP $RPID; ev="Redis stopped" ;;
     $((DURATION * 2 / 12 + REDIS_OUTAGE))) kill -CONT $RPID; ev="Redis back" ;;
-    $((DURATION * 5 / 12))) kill -STOP $KPID; ev="broker stopped" ;;
-    $((DURATION * 5 / 12 + BROKER_OUTAGE))) kill -CONT $KPID; ev="broker back" ;;
+    $((DURATION * 5 / 12)))
+      if [ "$STORAGE" = memory ]; then kill -STOP $KPID; ev="broker stopped (SIGSTOP)"
+      else kill -TERM $KPID; wait $KPID 2>/dev/null || true; ev="broker stopped (SIGTERM)"; fi ;;
+    $((DURATION * 5 / 12 + BROKER_OUTAGE)))
+      if [ "$STORAGE" = memory ]; then kill -CONT $KPID; else start_broker; fi; ev="broker back" ;;
     $((DURATION * 7 / 12)))
       cp target/wasm32-wasip2/wasm/v3_user_activity.wasm "$DIR/plugins/user-activity.wasm.tmp"
       mv "$DIR/plugins/user-activity.wasm.tmp" "$DIR/plugins/user-activity.wasm"; ev="hot swap user-activity v1 -> v3 (state migrated)" ;;

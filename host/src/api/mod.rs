@@ -43,11 +43,58 @@ pub struct PartitionStatus {
     pub position: i64,
     /// End offset last seen on the broker (-1 = unknown).
     pub end: i64,
+    /// When the partition has an engine core of its own (a group member):
+    /// its records read per second, its open window parts, and how long
+    /// restoring its checkpoint took when it was assigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_states: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_ms: Option<u64>,
+}
+
+/// Who this engine is, for the API: how it gets its partitions and, in a
+/// consumer group, its name there.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Member {
+    /// `kafka.assignment`: "static" or "group".
+    pub assignment: String,
+    pub group: String,
+    /// `kafka.instance-id`, else `host:pid`.
+    pub instance: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Member {
+    pub fn of(config: &crate::config::Config) -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let pid = std::process::id();
+        let k = &config.kafka;
+        Member {
+            assignment: match k.assignment {
+                crate::config::Assignment::Group => "group".into(),
+                crate::config::Assignment::Static => "static".into(),
+            },
+            group: k.group.clone(),
+            instance: if k.instance_id.is_empty() {
+                format!("{host}:{pid}")
+            } else {
+                k.instance_id.clone()
+            },
+            host,
+            pid,
+        }
+    }
 }
 
 /// Everything the API shows; published by the job loop.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Status {
+    pub member: Member,
     pub started_ms: i64,
     pub updated_ms: i64,
     pub topic: String,
@@ -154,6 +201,8 @@ async fn overview(State(state): State<ApiState>) -> Json<serde_json::Value> {
     let s = snapshot(&state);
     let r = &state.redis;
     Json(serde_json::json!({
+        "member": s.member,
+        "partitions": s.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
         "started_ms": s.started_ms,
         "updated_ms": s.updated_ms,
         "topic": s.topic,

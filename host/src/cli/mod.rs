@@ -17,6 +17,7 @@ pub mod plugin;
 pub mod produce;
 pub mod replay;
 pub mod run;
+mod run_group;
 pub mod scaffold;
 
 use std::path::PathBuf;
@@ -94,8 +95,11 @@ pub struct CommonArgs {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colours for a terminal only: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

@@ -18,13 +18,15 @@ use clap::Args;
 
 use super::open_log;
 use super::replay::load_plugins;
-use crate::api::{ApiState, Status};
+use crate::api::{ApiState, Member, Status};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Assignment, Config};
 use crate::engine::{Engine, EngineConfig};
-use crate::pipeline::{Checkpointer, Deploys, Pipeline, PipelineOptions, StatusPublisher};
+use crate::pipeline::checkpoint::CheckpointStats;
+use crate::pipeline::{Checkpointer, Deploys, Pipeline, PipelineOptions, StatusPublisher, Summary};
 use crate::plugin::{Limits, PluginEngine};
 use crate::sink::RedisSink;
+use crate::sink::redis::RedisStats;
 use crate::source::KafkaSource;
 use crate::state::{CheckpointStore, parse_checkpoint_ref};
 
@@ -46,9 +48,17 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref())?;
+    if config.kafka.assignment == Assignment::Group {
+        return super::run_group::run(args, config);
+    }
     let store: Arc<dyn CheckpointStore> = crate::state::open_store(&config.checkpoint)?;
     let shutdown = Arc::new(AtomicBool::new(false));
-    spawn_signal_listener(shutdown.clone(), config.engine.shutdown_timeout, store.clone())?;
+    let next = store.clone();
+    spawn_signal_listener(
+        shutdown.clone(),
+        config.engine.shutdown_timeout,
+        Arc::new(move || next_start(next.as_ref())),
+    )?;
     let stop = || shutdown.load(Ordering::Relaxed);
 
     let plugin_engine = PluginEngine::from_config(&config)?;
@@ -62,24 +72,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         topic: config.kafka.topic.clone(),
         checkpoint_interval_ms: config.checkpoint.interval.as_millis() as u64,
         checkpoints: store.list()?,
+        member: Member::of(&config),
         ..Status::default()
     }));
     if !args.no_api {
-        crate::api::spawn(
-            &config.api.listen,
-            ApiState {
-                status: status.clone(),
-                redis: redis.stats.clone(),
-                admin: (!config.api.token.is_empty()).then(|| {
-                    Arc::new(crate::api::Admin {
-                        token: config.api.token.clone(),
-                        plugins_dir: PathBuf::from(&config.plugins.dir),
-                        engine: plugin_engine.clone(),
-                        limits,
-                    })
-                }),
-            },
-        )?;
+        spawn_api(&config, status.clone(), &redis, &plugin_engine, limits)?;
     }
     let mut engine = Engine::new(
         EngineConfig::from_config(&config, clock::now_ms(), !args.bounded),
@@ -113,19 +110,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.checkpoint.interval,
         config.checkpoint.retain,
     )?;
-    let opts = PipelineOptions {
-        finish_at_end: true,
-        final_checkpoint: true,
-        // Within the shutdown timeout, with a margin for the rest of the
-        // way out (the watchdog ends the process at the timeout itself).
-        final_checkpoint_timeout: config
-            .engine
-            .shutdown_timeout
-            .saturating_sub(std::time::Duration::from_secs(2))
-            .max(std::time::Duration::from_millis(500)),
-        ..PipelineOptions::default()
-    };
-    let mut pipeline = Pipeline::new(engine, Box::new(source), opts)
+    let mut pipeline = Pipeline::new(engine, Box::new(source), pipeline_options(&config))
         .with_deploys(deploys)
         .with_checkpoints(checkpoints)
         .with_status(StatusPublisher::new(status));
@@ -151,6 +136,59 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // not subscribed, so there is no group to leave. Whatever the pipeline
     // holds goes with the process.
     std::mem::forget(pipeline);
+    report(&summary, &c, &redis_stats);
+    tracing::info!(events = summary.records, checkpoints = c.completed, last = ?c.last_id, restarts = summary.restarts, max_pause_ms = c.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = c.max_duration.as_millis() as u64, uptime_s = started.elapsed().as_secs(), "job stopped");
+    if summary.final_checkpoint_missed {
+        // Said in the log already, with the checkpoint a restart restores.
+        return Ok(ExitCode::from(EXIT_NO_FINAL_CHECKPOINT));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline's settings under `run`.
+pub(super) fn pipeline_options(config: &Config) -> PipelineOptions {
+    PipelineOptions {
+        finish_at_end: true,
+        final_checkpoint: true,
+        // Within the shutdown timeout, with a margin for the rest of the
+        // way out (the watchdog ends the process at the timeout itself).
+        final_checkpoint_timeout: config
+            .engine
+            .shutdown_timeout
+            .saturating_sub(std::time::Duration::from_secs(2))
+            .max(std::time::Duration::from_millis(500)),
+        ..PipelineOptions::default()
+    }
+}
+
+/// Serve the dashboard and the API over `status`.
+pub(super) fn spawn_api(
+    config: &Config,
+    status: Arc<Mutex<Status>>,
+    redis: &RedisSink,
+    plugin_engine: &PluginEngine,
+    limits: Limits,
+) -> anyhow::Result<()> {
+    crate::api::spawn(
+        &config.api.listen,
+        ApiState {
+            status,
+            redis: redis.stats.clone(),
+            admin: (!config.api.token.is_empty()).then(|| {
+                Arc::new(crate::api::Admin {
+                    token: config.api.token.clone(),
+                    plugins_dir: PathBuf::from(&config.plugins.dir),
+                    engine: plugin_engine.clone(),
+                    limits,
+                })
+            }),
+        },
+    )?;
+    Ok(())
+}
+
+/// The line `run` ends with: events, checkpoints, fire-to-Redis latency.
+pub(super) fn report(summary: &Summary, c: &CheckpointStats, redis_stats: &RedisStats) {
     let secs = summary.busy.as_secs_f64().max(1e-9);
     eprintln!(
         "run: {} events in {:.2} s ({:.0} events/s); checkpoints {} (max pause {:.1} ms, max duration {} ms, max open window parts {}); fire-to-Redis latency {}",
@@ -166,17 +204,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|(p50, p99, max)| format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"))
             .unwrap_or_else(|| "n/a".into())
     );
-    tracing::info!(events = summary.records, checkpoints = c.completed, last = ?c.last_id, restarts = summary.restarts, max_pause_ms = c.max_pause.as_secs_f64() * 1000.0, max_checkpoint_ms = c.max_duration.as_millis() as u64, uptime_s = started.elapsed().as_secs(), "job stopped");
-    if summary.final_checkpoint_missed {
-        // Said in the log already, with the checkpoint a restart restores.
-        return Ok(ExitCode::from(EXIT_NO_FINAL_CHECKPOINT));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Stopped, but without the final checkpoint: the next start restores an
 /// earlier one and reads again from its offsets (nothing is lost).
-const EXIT_NO_FINAL_CHECKPOINT: u8 = 3;
+pub(super) const EXIT_NO_FINAL_CHECKPOINT: u8 = 3;
 
 /// The checkpoint a restart restores, for people.
 fn next_start(store: &dyn CheckpointStore) -> String {
@@ -194,10 +226,10 @@ fn next_start(store: &dyn CheckpointStore) -> String {
 /// broker gone), and a second signal ends it at once; either way a
 /// checkpoint is complete or absent, never partial, and the log says which
 /// one the next start restores.
-fn spawn_signal_listener(
+pub(super) fn spawn_signal_listener(
     flag: Arc<AtomicBool>,
     timeout: Duration,
-    store: Arc<dyn CheckpointStore>,
+    next_start: Arc<dyn Fn() -> String + Send + Sync>,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
@@ -219,10 +251,10 @@ fn spawn_signal_listener(
                 if received == 1 {
                     tracing::info!(timeout_s = timeout.as_secs_f64(), "{name} received: stopping with a final checkpoint (a second signal exits at once)");
                     flag.store(true, Ordering::Relaxed);
-                    let store = store.clone();
+                    let next_start = next_start.clone();
                     let watchdog = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
                         std::thread::sleep(timeout);
-                        let next = next_start(store.as_ref());
+                        let next = next_start();
                         tracing::error!("shutdown did not complete within {} s (engine.shutdown-timeout): exiting now; the next start restores {next}", timeout.as_secs_f64());
                         eprintln!("featherflow: shutdown timed out after {} s; the next start restores {next}", timeout.as_secs_f64());
                         std::process::exit(EXIT_NO_FINAL_CHECKPOINT as i32);
@@ -231,7 +263,7 @@ fn spawn_signal_listener(
                         tracing::error!(error = %e, "cannot start the shutdown watchdog");
                     }
                 } else {
-                    let next = next_start(store.as_ref());
+                    let next = next_start();
                     tracing::error!("second signal ({name}): exiting at once; the next start restores {next}");
                     eprintln!("featherflow: exiting at once ({name}); the next start restores {next}");
                     std::process::exit(130);

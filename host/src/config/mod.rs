@@ -34,7 +34,24 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub topic: String,
     pub group: String,
+    /// Who reads which partition: every one (`static`) or the share the
+    /// consumer group `group` gives this engine (`group`).
+    pub assignment: Assignment,
+    /// Static membership in the group (`group.instance.id`); "" = none.
+    pub instance_id: String,
     pub properties: std::collections::BTreeMap<String, String>,
+}
+
+/// `kafka.assignment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    /// Join the consumer group `kafka.group` (cooperative-sticky): the
+    /// engines of the group share the partitions; each partition has an
+    /// engine core and a checkpoint store of its own.
+    Group,
+    /// Read every partition of the topic, in one engine core.
+    Static,
 }
 
 /// Whether a librdkafka property's value is a secret: passwords, keys,
@@ -65,6 +82,8 @@ impl std::fmt::Debug for KafkaConfig {
             .field("brokers", &self.brokers)
             .field("topic", &self.topic)
             .field("group", &self.group)
+            .field("assignment", &self.assignment)
+            .field("instance_id", &self.instance_id)
             .field("properties", &properties)
             .finish()
     }
@@ -125,6 +144,19 @@ pub enum StoreLocation {
 }
 
 impl CheckpointConfig {
+    /// Where partition `p`'s checkpoints are kept when the partitions are
+    /// shared by a consumer group: `partition-{p}` under the store, and in
+    /// plain files (not sled) under `dir`, so that another engine on this
+    /// machine can take the partition over.
+    pub fn partition_store(&self, p: u32) -> Result<StoreLocation, String> {
+        Ok(match self.store_dir()? {
+            StoreLocation::Local(dir) | StoreLocation::Dir(dir) => {
+                StoreLocation::Dir(format!("{}/partition-{p}", dir.trim_end_matches('/')))
+            }
+            StoreLocation::S3(url) => StoreLocation::S3(format!("{url}/partition-{p}")),
+        })
+    }
+
     /// The store `url` names, else the local one in `dir`; an error names
     /// the key.
     pub fn store_dir(&self) -> Result<StoreLocation, String> {

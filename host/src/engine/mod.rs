@@ -132,6 +132,9 @@ impl EngineError {
     }
 }
 
+/// Bad records the dashboard shows (the newest).
+const RECENT_BAD: usize = 20;
+
 /// Counters of the whole engine.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Stats {
@@ -151,6 +154,25 @@ pub struct Stats {
     pub keys_reclaimed: u64,
     /// The last few bad records (newest last), for the dashboard.
     pub recent_bad: std::collections::VecDeque<BadSample>,
+}
+
+impl Stats {
+    /// Add `o`'s counts (another engine core of the same job).
+    pub fn add(&mut self, o: &Stats) {
+        self.records_read += o.records_read;
+        self.events += o.events;
+        self.bad_records += o.bad_records;
+        for (reason, n) in &o.bad_by_reason {
+            *self.bad_by_reason.entry(reason).or_default() += n;
+        }
+        self.windows_fired += o.windows_fired;
+        self.wall_clock_advances += o.wall_clock_advances;
+        self.keys += o.keys;
+        self.keys_reclaimed += o.keys_reclaimed;
+        self.recent_bad.extend(o.recent_bad.iter().cloned());
+        let keep = self.recent_bad.len().saturating_sub(RECENT_BAD);
+        self.recent_bad.drain(..keep);
+    }
 }
 
 /// One bad record, as the dashboard shows it.
@@ -423,7 +445,7 @@ impl Engine {
                     self.bad_logged += 1;
                     tracing::warn!(source = %self.source, partition = pos.partition, offset = pos.offset, reason = reason.as_str(), "bad record: {reason}");
                 }
-                if self.stats.recent_bad.len() >= 20 {
+                if self.stats.recent_bad.len() >= RECENT_BAD {
                     self.stats.recent_bad.pop_front();
                 }
                 self.stats.recent_bad.push_back(BadSample {

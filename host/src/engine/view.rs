@@ -50,6 +50,23 @@ pub const PLUGIN_LATENCY_BOUNDS_US: [f64; 9] = [
 ];
 
 impl ViewStats {
+    /// Add `o`'s counts (the same view in another engine core).
+    pub fn add(&mut self, o: &ViewStats) {
+        self.events += o.events;
+        self.late += o.late;
+        self.missing_key += o.missing_key;
+        self.windows_fired += o.windows_fired;
+        self.batches += o.batches;
+        self.plugin_calls += o.plugin_calls;
+        self.plugin_errors += o.plugin_errors;
+        self.plugin_nanos += o.plugin_nanos;
+        self.dead_lettered += o.dead_lettered;
+        self.instance_recycles += o.instance_recycles;
+        for (a, b) in self.plugin_latency_buckets.iter_mut().zip(o.plugin_latency_buckets) {
+            *a += b;
+        }
+    }
+
     fn record_call(&mut self, took: std::time::Duration) {
         let ns = took.as_nanos() as u64;
         self.plugin_nanos += ns;

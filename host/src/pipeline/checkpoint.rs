@@ -81,6 +81,15 @@ impl Checkpointer {
         })
     }
 
+    /// Number the checkpoints from a writer generation claimed in the
+    /// store ([`CheckpointStore::claim_generation`]): ids of generation `g`
+    /// start at `g * GENERATION_IDS + 1`, apart from every other writer's.
+    pub fn claim_generation(mut self) -> Result<Self, StateError> {
+        let g = self.store.claim_generation()?;
+        self.next_id = self.next_id.max(g * crate::state::GENERATION_IDS + 1);
+        Ok(self)
+    }
+
     pub fn store(&self) -> &Arc<dyn CheckpointStore> {
         &self.store
     }

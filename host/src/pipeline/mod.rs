@@ -24,6 +24,8 @@ pub mod deploy;
 pub mod status;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock;
@@ -132,6 +134,8 @@ pub struct Summary {
     pub final_checkpoint_missed: bool,
     /// The checkpoint the pipeline started from, if any.
     pub restored: Option<u64>,
+    /// How long [`Pipeline::start`] took to restore it.
+    pub restore_time: Option<Duration>,
 }
 
 /// One source, one engine, and the optional parts around them.
@@ -158,6 +162,10 @@ pub struct Pipeline {
     /// When the loop last asked the source (see [`Pipeline::check_stalled`]).
     last_poll: Instant,
     last_stall_check: Instant,
+    /// Set when the partitions were taken away without a hand-over (a lost
+    /// group assignment): the pipeline then stops without a final
+    /// checkpoint, since another engine owns them now.
+    lost: Option<Arc<AtomicBool>>,
 }
 
 impl Pipeline {
@@ -180,7 +188,18 @@ impl Pipeline {
             last_records: Instant::now(),
             last_poll: Instant::now(),
             last_stall_check: Instant::now(),
+            lost: None,
         }
+    }
+
+    /// Stop without a final checkpoint once `lost` is set (see the field).
+    pub fn with_lost(mut self, lost: Arc<AtomicBool>) -> Self {
+        self.lost = Some(lost);
+        self
+    }
+
+    fn is_lost(&self) -> bool {
+        self.lost.as_ref().is_some_and(|l| l.load(Ordering::Relaxed))
     }
 
     /// Apply hot deploys from a plugin watcher.
@@ -232,7 +251,11 @@ impl Pipeline {
     /// register the source's partitions with the engine. Returns the
     /// checkpoint restored.
     pub fn start(&mut self, from: Option<u64>) -> Result<Option<CheckpointMeta>, PipelineError> {
+        let started = Instant::now();
         let restored = self.restore(from)?;
+        if restored.is_some() {
+            self.summary.restore_time = Some(started.elapsed());
+        }
         self.register_partitions();
         self.publish(true);
         Ok(restored)
@@ -418,7 +441,9 @@ impl Pipeline {
                 }
             }
         }
-        if let Some(c) = &mut self.checkpoints {
+        if self.is_lost() {
+            tracing::info!("partitions lost to the group: stopping without a final checkpoint");
+        } else if let Some(c) = &mut self.checkpoints {
             let deadline = Instant::now() + self.opts.final_checkpoint_timeout;
             let mut missed = c.reap_by(self.source.as_mut(), deadline).is_err();
             if self.opts.final_checkpoint && !finished && !missed {

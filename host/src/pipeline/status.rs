@@ -99,6 +99,9 @@ impl StatusPublisher {
             })
             .collect();
         let owned = source.partitions();
+        // A core of its own: the engine's figures are the partition's.
+        let alone = owned.len() == 1;
+        let open_states: usize = engine.views().iter().map(|v| v.open_states()).sum();
         let partitions = engine
             .watermarks()
             .partitions()
@@ -109,6 +112,12 @@ impl StatusPublisher {
                 idle,
                 position: positions.get(&(p as u32)).copied().unwrap_or(0),
                 end: self.ends.get(&(p as u32)).copied().unwrap_or(-1),
+                records_per_s: alone.then_some(rate),
+                open_states: alone.then_some(open_states),
+                restore_ms: alone
+                    .then_some(())
+                    .and(summary.restore_time)
+                    .map(|d| d.as_millis() as u64),
             })
             .collect();
         let mut s = self.lock();
@@ -132,5 +141,52 @@ impl StatusPublisher {
         if s.throughput.len() > THROUGHPUT_SAMPLES {
             s.throughput.remove(0);
         }
+    }
+}
+
+/// The status of a group member from its partitions' own (each partition
+/// runs a pipeline of its own): counts added, partitions and checkpoints
+/// listed together, the watermark the lowest. `out` keeps its identity,
+/// start time and throughput history; this adds one throughput sample.
+pub fn merge(parts: &[Status], out: &mut Status) {
+    let now = clock::now_ms();
+    out.updated_ms = now;
+    out.sources_assigned = !parts.is_empty();
+    out.kafka_errors = parts.iter().map(|s| s.kafka_errors).sum();
+    out.failing = parts.iter().flat_map(|s| s.failing.iter().cloned()).collect();
+    out.failing.sort();
+    out.failing.dedup();
+    out.watermark = parts.iter().map(|s| s.watermark).min().unwrap_or(i64::MIN);
+    out.engine = Default::default();
+    let mut views: Vec<ViewStatus> = Vec::new();
+    for s in parts {
+        out.engine.add(&s.engine);
+        for v in &s.views {
+            match views.iter_mut().find(|m| m.view == v.view) {
+                Some(m) => {
+                    m.open_states += v.open_states;
+                    m.stats.add(&v.stats);
+                    if m.disabled.is_none() {
+                        m.disabled.clone_from(&v.disabled);
+                    }
+                }
+                None => views.push(v.clone()),
+            }
+        }
+    }
+    out.views = views;
+    out.partitions = parts.iter().flat_map(|s| s.partitions.iter().cloned()).collect();
+    out.partitions.sort_by_key(|p| p.partition);
+    out.checkpoints = parts.iter().flat_map(|s| s.checkpoints.iter().cloned()).collect();
+    out.checkpoints.sort_by_key(|c| c.created_ms);
+    let keep = out.checkpoints.len().saturating_sub(CHECKPOINTS_SHOWN);
+    out.checkpoints.drain(..keep);
+    out.last_checkpoint_pause_ms = parts.iter().map(|s| s.last_checkpoint_pause_ms).fold(0.0, f64::max);
+    // Every partition applies the same deploys: one history shows them.
+    out.history = parts.first().map(|s| s.history.clone()).unwrap_or_default();
+    let rate: f64 = parts.iter().filter_map(|s| s.throughput.last().map(|t| t.1)).sum();
+    out.throughput.push((now, rate));
+    if out.throughput.len() > THROUGHPUT_SAMPLES {
+        out.throughput.remove(0);
     }
 }

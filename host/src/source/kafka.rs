@@ -85,6 +85,24 @@ impl ProducerContext for QuietContext {
     }
 }
 
+/// The consumer's settings: offsets are the checkpoint's (no auto commit),
+/// then `kafka.properties` over them.
+pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", &cfg.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000");
+    for (k, v) in &cfg.properties {
+        cc.set(k, v);
+    }
+    cc
+}
+
 pub struct KafkaSource {
     consumer: BaseConsumer<QuietContext>,
     pub topic: String,
@@ -109,24 +127,12 @@ impl KafkaSource {
     /// Create the consumer and wait (retrying) until the topic's partitions
     /// are known or `give_up` says stop.
     pub fn connect(cfg: &KafkaConfig, give_up: &dyn Fn() -> bool) -> Result<Self, SourceError> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &cfg.brokers)
-            .set("group.id", &cfg.group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("fetch.wait.max.ms", "100")
-            .set("reconnect.backoff.max.ms", "2000");
-        for (k, v) in &cfg.properties {
-            cc.set(k, v);
-        }
-        let consumer: BaseConsumer<QuietContext> =
-            cc.create_with_context(QuietContext::default())
-                .map_err(|e| SourceError::Config {
-                    source_name: format!("kafka topic {}", cfg.topic),
-                    reason: e.to_string(),
-                })?;
+        let consumer: BaseConsumer<QuietContext> = client_config(cfg)
+            .create_with_context(QuietContext::default())
+            .map_err(|e| SourceError::Config {
+                source_name: format!("kafka topic {}", cfg.topic),
+                reason: e.to_string(),
+            })?;
         let mut waiting = Outage::new("kafka metadata");
         loop {
             match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {

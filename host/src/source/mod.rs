@@ -16,6 +16,7 @@
 
 pub mod file;
 pub mod kafka;
+pub mod kafka_group;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -19,7 +19,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    CheckpointMeta, CheckpointStore, StateError, files, listed_record, parse_record, record_id, verify_chunks,
+    CheckpointMeta, CheckpointStore, StateError, files, generation_of, listed_record, parse_record, record_id,
+    verify_chunks,
 };
 
 pub struct DirStore {
@@ -48,6 +49,22 @@ impl DirStore {
             store.remove_orphans_below(newest.id)?;
         }
         Ok(store)
+    }
+
+    /// Open (or create) the store at `root` for writing beside other
+    /// writers (the owners of a partition, one after another, and a zombie
+    /// that lost it): no lock, and no orphans removed here (another writer
+    /// may be writing them); each writer claims a generation.
+    pub fn open_shared(root: &str) -> Result<Self, StateError> {
+        std::fs::create_dir_all(root).map_err(|e| StateError::Store {
+            path: root.to_string(),
+            reason: format!("cannot create the directory: {e}"),
+        })?;
+        Ok(Self {
+            path: root.to_string(),
+            root: PathBuf::from(root),
+            _lock: None,
+        })
     }
 
     /// Open the store at `root` to read it, beside a job that may be writing.
@@ -122,6 +139,26 @@ impl CheckpointStore for DirStore {
             Err(e) => return Err(self.err(format!("cannot commit {}: {e}", record.display()))),
         }
         files::sync_dir(&self.root).map_err(|e| self.err(e))
+    }
+
+    fn claim_generation(&self) -> Result<u64, StateError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(format!("cannot list: {e}")))?;
+        let mut g = entries
+            .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
+            .max()
+            .unwrap_or(0);
+        loop {
+            g += 1;
+            let marker = self.root.join(format!("gen-{g}"));
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+                Ok(_) => {
+                    files::sync_dir(&self.root).map_err(|e| self.err(e))?;
+                    return Ok(g);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(self.err(format!("cannot create {}: {e}", marker.display()))),
+            }
+        }
     }
 
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {

@@ -35,16 +35,48 @@ use crate::plugin::WindowSpec;
 
 /// Open the store the configuration names, for a job that writes it.
 pub fn open_store(c: &crate::config::CheckpointConfig) -> Result<std::sync::Arc<dyn CheckpointStore>, StateError> {
-    use crate::config::StoreLocation;
     let location = c.store_dir().map_err(|reason| StateError::Store {
         path: c.url.clone(),
         reason,
     })?;
+    open_location(location)
+}
+
+/// Open the store of partition `p` of a group member
+/// ([`crate::config::CheckpointConfig::partition_store`]).
+pub fn open_partition_store(
+    c: &crate::config::CheckpointConfig,
+    p: u32,
+) -> Result<std::sync::Arc<dyn CheckpointStore>, StateError> {
+    use crate::config::StoreLocation;
+    let location = c.partition_store(p).map_err(|reason| StateError::Store {
+        path: c.url.clone(),
+        reason,
+    })?;
+    // Shared by the group: no writer's lock (a zombie could hold it for
+    // ever); generations keep the writers apart.
+    Ok(match location {
+        StoreLocation::Dir(dir) => std::sync::Arc::new(DirStore::open_shared(&dir)?),
+        other => open_location(other)?,
+    })
+}
+
+fn open_location(location: crate::config::StoreLocation) -> Result<std::sync::Arc<dyn CheckpointStore>, StateError> {
+    use crate::config::StoreLocation;
     Ok(match location {
         StoreLocation::Local(dir) => std::sync::Arc::new(SledStore::open(&dir)?),
         StoreLocation::Dir(dir) => std::sync::Arc::new(DirStore::open(&dir)?),
         StoreLocation::S3(url) => std::sync::Arc::new(S3Store::open(&url)?),
     })
+}
+
+/// Checkpoint ids per writer generation ([`CheckpointStore::claim_generation`]):
+/// the checkpoint ids of generation `g` start at `g * GENERATION_IDS + 1`.
+pub const GENERATION_IDS: u64 = 1_000_000_000;
+
+/// The generation `g` a `gen-{g}` marker names.
+pub(crate) fn generation_of(name: &str) -> Option<u64> {
+    name.strip_prefix("gen-")?.parse().ok()
 }
 
 /// Version of the checkpoint format; a checkpoint of another version is
@@ -195,6 +227,18 @@ pub trait CheckpointStore: Send + Sync {
             tracing::warn!(path = %self.path(), error = %e, "could not remove the chunks of incomplete checkpoints");
         }
         Ok(())
+    }
+
+    /// Claim a writer generation no other writer of this store ever got
+    /// (the smallest free one above every claimed), with a create-only
+    /// `gen-{g}` marker. A group member claims one for each partition it
+    /// is assigned and numbers its checkpoints from `g` ×
+    /// [`GENERATION_IDS`]: two owners of a partition (a new one, and a
+    /// zombie that lost it without noticing) never write the same
+    /// checkpoint id, and the newest owner's checkpoints sort last. A
+    /// store with one writer (the locked local store) answers 0.
+    fn claim_generation(&self) -> Result<u64, StateError> {
+        Ok(0)
     }
 
     /// The display path of one checkpoint.

@@ -31,7 +31,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::{
-    CheckpointMeta, CheckpointStore, StateError, files, listed_record, parse_record, record_id, verify_chunks,
+    CheckpointMeta, CheckpointStore, StateError, files, generation_of, listed_record, parse_record, record_id,
+    verify_chunks,
 };
 
 pub struct S3Store {
@@ -245,6 +246,31 @@ impl CheckpointStore for S3Store {
                 meta.id
             ))),
             Err(e) => Err(self.err(format!("cannot commit {}: {e}", self.record(meta.id)))),
+        }
+    }
+
+    fn claim_generation(&self) -> Result<u64, StateError> {
+        let listed = self
+            .run(self.store.list_with_delimiter(Some(&self.prefix)))
+            .map_err(|e| self.err(format!("cannot list: {e}")))?;
+        let mut g = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().and_then(generation_of))
+            .max()
+            .unwrap_or(0);
+        loop {
+            g += 1;
+            let marker = self.prefix.clone().join(format!("gen-{g}"));
+            let create = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            match self.run(self.store.put_opts(&marker, PutPayload::from_static(b""), create)) {
+                Ok(_) => return Ok(g),
+                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(self.err(format!("cannot create {marker}: {e}"))),
+            }
         }
     }
 

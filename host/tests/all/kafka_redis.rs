@@ -995,3 +995,204 @@ fn produce_without_a_broker_fails_fast_with_one_clear_line() {
     let lines = stderr.lines().filter(|l| !l.trim().is_empty()).count();
     assert!(lines <= 3, "{lines} lines:\n{stderr}");
 }
+
+/// The partitions the engine serving its API on `port` owns now (`None`
+/// while it does not answer).
+fn owned(port: u16) -> Option<Vec<u64>> {
+    let response = http_get(port, "/api/overview");
+    let body = response.split("\r\n\r\n").nth(1)?;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some(v["partitions"].as_array()?.iter().filter_map(|p| p.as_u64()).collect())
+}
+
+/// Wait until `check` holds for the partitions the engine on `port` owns.
+fn wait_owned(port: u16, what: &str, check: impl Fn(&[u64]) -> bool) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(ps) = owned(port)
+            && check(&ps)
+        {
+            return ps;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine on {port} never {what}: owns {:?}",
+            owned(port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A log produced in three parts to a group of engines sharing a
+/// `checkpoint.url` store, and the reference replay of all of it.
+struct Group {
+    s: Setup,
+    parts: Vec<std::path::PathBuf>,
+    config: std::path::PathBuf,
+}
+
+impl Group {
+    fn new(s: Setup, url: &str) -> Self {
+        let text = std::fs::read_to_string(&s.events).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let parts = lines
+            .chunks(lines.len().div_ceil(3))
+            .enumerate()
+            .map(|(i, chunk)| {
+                let path = s.dir.path().join(format!("part-{i}.jsonl"));
+                std::fs::write(&path, chunk.join("\n") + "\n").unwrap();
+                path
+            })
+            .collect();
+        let config = s.config("300ms");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let text = text
+            .replace("[kafka]\n", "[kafka]\nassignment = \"group\"\n")
+            .replace("[checkpoint]\n", &format!("[checkpoint]\nurl = \"{url}\"\n"))
+            // A join waits about half the session timeout on the test broker.
+            + "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
+        std::fs::write(&config, text).unwrap();
+        Group { s, parts, config }
+    }
+
+    fn produce(&self, part: usize) {
+        self.s.produce(&self.parts[part], false);
+    }
+
+    /// A group member serving its API on `port`.
+    fn worker(&self, port: u16) -> Running {
+        Running(
+            self.s
+                .featherflow()
+                .env("RUST_LOG", "info")
+                .env("FEATHERFLOW_API_LISTEN", format!("127.0.0.1:{port}"))
+                .arg("run")
+                .arg("--config")
+                .arg(&self.config)
+                .stderr(std::fs::File::create(self.s.dir.path().join(format!("worker-{port}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Two members: A alone first, then B joining; returns their shares.
+    fn start_two(&self, port_a: u16, port_b: u16) -> (Running, Running, Vec<u64>, Vec<u64>) {
+        self.produce(0);
+        let a = self.worker(port_a);
+        wait_owned(port_a, "owned every partition alone", |ps| ps.len() == 4);
+        self.produce(1);
+        let b = self.worker(port_b);
+        let of_b = wait_owned(port_b, "got a share", |ps| !ps.is_empty() && ps.len() < 4);
+        let of_a = wait_owned(port_a, "gave B its share", |ps| ps.len() == 4 - of_b.len());
+        assert!(of_a.iter().all(|p| !of_b.contains(p)), "A {of_a:?}, B {of_b:?}");
+        (a, b, of_a, of_b)
+    }
+
+    /// Stop a member with SIGTERM; it must exit cleanly.
+    fn stop(&self, mut w: Running, name: &str) {
+        services::signal(w.0.id(), "TERM");
+        let status = w.0.wait().unwrap();
+        assert!(status.success(), "{name} did not stop cleanly: {status}");
+    }
+
+    /// A bounded run fires what is still open; Redis must then equal the
+    /// replay (group members write `_window_end`: redis.keep-newest).
+    fn finish_and_compare(&self) {
+        wait_ok(
+            self.s
+                .featherflow()
+                .args(["run", "--bounded", "--no-api", "--config"])
+                .arg(&self.config)
+                .spawn()
+                .unwrap(),
+            Duration::from_secs(120),
+        );
+        let mut actual = self.s.actual();
+        for (key, (fields, _)) in actual.iter_mut() {
+            assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
+        }
+        assert_same(&self.s.reference(), &actual);
+    }
+}
+
+#[test]
+fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
+    // kafka.assignment = "group", checkpoints in a file:// store: engine A
+    // starts alone, B joins mid-stream, A is SIGKILLed (B takes its
+    // partitions after the session timeout) and restarted, B leaves with
+    // SIGTERM; a bounded run then fires what is still open. Redis ends as
+    // the replay of the whole log.
+    let s = setup_unproduced(240_000, 4_000);
+    let shared = s.dir.path().join("shared");
+    let g = Group::new(s, &format!("file://{}", shared.display()));
+    let (port_a, port_b) = (services::free_port(), services::free_port());
+    let (mut a, b, _, _) = g.start_two(port_a, port_b);
+    // A dies: B gets everything once A's session times out.
+    std::thread::sleep(Duration::from_millis(700));
+    services::signal(a.0.id(), "KILL");
+    let _ = a.0.wait();
+    wait_owned(port_b, "took A's partitions after the kill", |ps| ps.len() == 4);
+    let a = g.worker(port_a);
+    g.produce(2);
+    wait_owned(port_a, "came back with a share", |ps| !ps.is_empty());
+    std::thread::sleep(Duration::from_millis(700));
+    // B leaves: A gets everything at once (B hands its partitions over).
+    g.stop(b, "B");
+    wait_owned(port_a, "took B's partitions after it left", |ps| ps.len() == 4);
+    g.stop(a, "A");
+    // Every partition has checkpoints of its own in the shared store, each
+    // numbered in a generation its writer claimed.
+    for p in 0..4 {
+        let dir = shared.join(format!("partition-{p}"));
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with(".json")),
+            "no checkpoint of partition {p}: {names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n.starts_with("gen-")),
+            "no generation claimed for partition {p}: {names:?}"
+        );
+    }
+    g.finish_and_compare();
+}
+
+#[test]
+fn a_frozen_group_member_that_lost_its_partitions_moves_nothing_back() {
+    // Checkpoints in S3 (SeaweedFS). A is frozen with SIGSTOP past its
+    // session timeout: B restores A's partitions and reads on, more events
+    // arrive, then A thaws. A's stale windows and checkpoints must change
+    // nothing: Redis keeps each key's newest window (`_window_end`), and
+    // A's checkpoints are numbered in an older generation than B's.
+    let server = featherflow::state::LocalS3::start();
+    let mut s = setup_unproduced(240_000, 4_000);
+    s.env = server.env();
+    let g = Group::new(s, "s3://ckpt/group");
+    let (port_a, port_b) = (services::free_port(), services::free_port());
+    let (a, b, of_a, _) = g.start_two(port_a, port_b);
+    std::thread::sleep(Duration::from_millis(700));
+    services::signal(a.0.id(), "STOP");
+    wait_owned(port_b, "took the frozen A's partitions", |ps| ps.len() == 4);
+    g.produce(2);
+    std::thread::sleep(Duration::from_secs(2));
+    services::signal(a.0.id(), "CONT");
+    // A finds out it lost its partitions, and rejoins.
+    wait_owned(port_a, "rejoined with a share", |ps| !ps.is_empty() && ps.len() < 4);
+    let log = std::fs::read_to_string(g.s.dir.path().join(format!("worker-{port_a}.log"))).unwrap();
+    let group_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("kafka_group") || l.contains("run_group"))
+        .collect();
+    assert!(
+        log.contains("lost=true"),
+        "A never saw its assignment lost (it owned {of_a:?}):\n{}",
+        group_lines.join("\n")
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    g.stop(b, "B");
+    g.stop(a, "A");
+    g.finish_and_compare();
+}
