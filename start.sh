@@ -5,6 +5,9 @@
 #   ./start.sh            Docker if an engine answers (docker compose up -d --build), else local
 #   ./start.sh --local    local processes under data/run/, even when Docker is there
 #   ./start.sh --docker   Docker only; fail when no Docker engine answers
+#   ./start.sh --workers N   local: N engines in one consumer group (kafka.assignment
+#                         = "group"), sharing the partitions; APIs on 8081..8080+N
+#                         (Docker runs two engines in a group already)
 #
 # Local mode runs redis-server and tansu (a Kafka-API broker, in-memory storage)
 # from scripts/deps.sh, builds with `make build`, and keeps pid files and logs
@@ -14,13 +17,21 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 mode=auto
-case "${1:-}" in
-  "") ;;
-  --local) mode=local ;;
-  --docker) mode=docker ;;
-  -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: $0 [--local|--docker]" >&2; exit 2 ;;
-esac
+WORKERS=1
+usage() { echo "usage: $0 [--local|--docker] [--workers N]" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --local) mode=local ;;
+    --docker) mode=docker ;;
+    --workers)
+      [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "start.sh: --workers takes a number of engines (1 or more)" >&2; usage; }
+      WORKERS=$2; shift ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage ;;
+  esac
+  shift
+done
+[ "$WORKERS" -gt 1 ] && [ "$mode" = auto ] && mode=local
 
 REDIS_PORT="${FEATHERFLOW_REDIS_PORT:-6379}"
 KAFKA_PORT="${FEATHERFLOW_KAFKA_PORT:-9092}"
@@ -61,7 +72,7 @@ alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 fail() {
   echo "start.sh: $*" >&2
-  for name in redis tansu engine generator; do
+  for name in redis tansu "${ENGINES[@]}" generator; do
     if [ -s "$RUN/$name.log" ] && ! alive "$name" && [ -f "$RUN/$name.pid" ]; then
       echo "--- last lines of $RUN/$name.log:" >&2
       tail -n 15 "$RUN/$name.log" >&2
@@ -73,8 +84,12 @@ fail() {
 }
 trap 'fail "failed at line $LINENO"' ERR
 
+# The engines: engine, engine-2, ..., engine-N.
+ENGINES=(engine)
+for ((i = 2; i <= WORKERS; i++)); do ENGINES+=("engine-$i"); done
+
 mkdir -p "$RUN"
-for name in redis tansu engine generator; do
+for name in redis tansu engine engine-{2..64} generator; do
   if alive "$name"; then
     trap - ERR
     echo "start.sh: already running ($name, pid $(cat "$RUN/$name.pid")); run ./stop.sh first" >&2
@@ -157,12 +172,26 @@ dir = "plugins"
 [output]
 dead-letter = "data/dead-letter.jsonl"
 EOF
+if [ "$WORKERS" -gt 1 ]; then
+  # One consumer group; each partition's checkpoints in data/checkpoints/partition-N.
+  sed -i 's/^topic = .*/&\nassignment = "group"/' "$RUN/featherflow.toml"
+  cat >>"$RUN/featherflow.toml" <<EOF
+
+[kafka.properties]
+# The local broker (tansu): rebalances otherwise wait half the default session timeout.
+"session.timeout.ms" = "6000"
+"heartbeat.interval.ms" = "500"
+EOF
+fi
 printf 'REDIS_PORT=%s\nKAFKA_PORT=%s\n' "$REDIS_PORT" "$KAFKA_PORT" >"$RUN/ports"
 
-echo "== engine: $BIN run --config $RUN/featherflow.toml"
-launch engine "$RUN/engine.log" "$BIN" run --config "$RUN/featherflow.toml"
+for ((i = 1; i <= WORKERS; i++)); do
+  name=${ENGINES[i - 1]}
+  echo "== $name: $BIN run --config $RUN/featherflow.toml (API on 127.0.0.1:$((8080 + i)))"
+  FEATHERFLOW_API_LISTEN="127.0.0.1:$((8080 + i))" launch "$name" "$RUN/$name.log" "$BIN" run --config "$RUN/featherflow.toml"
+done
 sleep 2
-alive engine || fail "the engine exited"
+for name in "${ENGINES[@]}"; do alive "$name" || fail "$name exited"; done
 
 # --rate: events per second of wall time; --event-rate: events per second of
 # event time. Event time advances rate/event-rate = 50 s per wall-clock second,
@@ -177,7 +206,7 @@ echo "== waiting up to ${WAIT_SECONDS}s for the first features in Redis"
 t1=$SECONDS
 first=""
 while [ $((SECONDS - t1)) -lt "$WAIT_SECONDS" ]; do
-  alive engine || fail "the engine exited"
+  for name in "${ENGINES[@]}"; do alive "$name" || fail "$name exited"; done
   alive generator || fail "the generator exited"
   first=$(redis-cli -p "$REDIS_PORT" --scan --pattern 'user_features:*' 2>/dev/null | head -n 1 || true)
   [ -n "$first" ] && break
@@ -199,7 +228,7 @@ featherflow runs locally (pids and logs in $RUN/):
   features      $rc hgetall user_features:1
                 $rc --scan --pattern 'user_features:*' | head
                 $rc --scan --pattern 'session_features:*' | head
-  logs          $RUN/engine.log  $RUN/generator.log  $RUN/tansu.log  $RUN/redis.log
+  logs          $RUN/engine*.log  $RUN/generator.log  $RUN/tansu.log  $RUN/redis.log
   dashboard     http://127.0.0.1:8081/   (JSON: /api/overview, /api/partitions, /api/checkpoints)
   checkpoints   curl -s http://127.0.0.1:8081/api/checkpoints
                 $BIN checkpoints list --config $RUN/featherflow.toml   (after ./stop.sh: the engine locks the store)

@@ -24,12 +24,15 @@ case "${1:-}" in
 esac
 
 RUN=data/run
-ORDER=(generator engine tansu redis)
+# The engines of ./start.sh --workers N are engine, engine-2, ..., engine-N.
+ENGINES=()
+for f in "$RUN"/engine*.pid; do [ -e "$f" ] && ENGINES+=("$(basename "$f" .pid)"); done
+ORDER=(generator "${ENGINES[@]}" tansu redis)
 
 expected() { # what start.sh ran under each name
   case $1 in
     generator) echo "featherflow produce" ;;
-    engine) echo "featherflow run" ;;
+    engine*) echo "featherflow run" ;;
     tansu) echo "tansu broker" ;;
     redis) echo "redis-server" ;;
   esac

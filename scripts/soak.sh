@@ -40,7 +40,8 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$DIR/r
 RPID=$!
 start_broker() {
   local engine=memory://tansu/
-  [ "$STORAGE" = sqlite ] && engine="sqlite://$DIR/broker.db"
+  # (sqlite://PATH is relative to the working directory: four slashes for /tmp/...)
+  [ "$STORAGE" = sqlite ] && engine="sqlite:///$DIR/broker.db"
   "$TANSU" broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
     --storage-engine "$engine" --silent >>"$DIR/tansu.log" 2>&1 &
   KPID=$!
@@ -121,45 +122,11 @@ RUST_LOG=warn $BIN run --bounded --no-api --config "$DIR/ff.toml" 2>>"$DIR/engin
 echo "== reference: featherflow replay of every event sent, into Redis db 1"
 RUST_LOG=warn $BIN replay --events "$DIR/sent.jsonl" --plugins plugins --redis "redis://127.0.0.1:$RPORT/1" --dead-letter '' 2>"$DIR/replay.log"
 grep -m1 "^records read" "$DIR/replay.log" || tail -3 "$DIR/replay.log"
-python3 - "$RPORT" "$sent" "$restarts" "$DIR/engine.log" <<'PY'
-import socket, sys
+PYTHONPATH=scripts/lib python3 - "$RPORT" "$sent" "$restarts" "$DIR/engine.log" <<'PY'
+import sys
+from bench import redis_dump
 port, sent, restarts, log = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-class Redis:
-    def __init__(self, db):
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.f = self.sock.makefile("rb")
-        self.call(["SELECT", str(db)])
-    def send(self, cmds):
-        out = []
-        for args in cmds:
-            out.append(b"*%d\r\n" % len(args))
-            for a in args:
-                a = a.encode() if isinstance(a, str) else a
-                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
-        return [self.read() for _ in cmds]
-    def call(self, args):
-        return self.send([args])[0]
-    def read(self):
-        line = self.f.readline()
-        t, rest = line[:1], line[1:-2]
-        if t in (b"+", b"-"): return rest.decode()
-        if t == b":": return int(rest)
-        if t == b"$":
-            n = int(rest)
-            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
-        if t == b"*": return [self.read() for _ in range(int(rest))]
-        raise RuntimeError(f"unexpected reply {line!r}")
-def dump(db):
-    r = Redis(db)
-    out, cursor = {}, "0"
-    while True:
-        cursor, keys = r.call(["SCAN", cursor, "COUNT", "1000"])
-        replies = r.send([c for k in keys for c in (["HGETALL", k], ["TTL", k])])
-        for i, k in enumerate(keys):
-            h, ttl = replies[2 * i], replies[2 * i + 1]
-            out[k] = (tuple(sorted(zip(h[::2], h[1::2]))), ttl > 0)
-        if cursor == "0": return out
+dump = lambda db: redis_dump(port, db)
 a, b = dump(0), dump(1)
 missing = [k for k in b if k not in a]
 extra = [k for k in a if k not in b]

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmark scripts' Python parts (scripts/bench-run.sh)."""
+"""Helpers shared by the benchmark scripts' Python parts (bench-run.sh, bench-scale.sh, soak.sh)."""
 import os
 import re
 import subprocess
@@ -24,3 +24,55 @@ def cpu(pid):
     """CPU seconds (user + system) process `pid` has used so far."""
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Redis:
+    """A minimal RESP client: enough to dump a database."""
+
+    def __init__(self, port, db):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.f = self.sock.makefile("rb")
+        self.call(["SELECT", str(db)])
+
+    def send(self, cmds):
+        out = []
+        for args in cmds:
+            out.append(b"*%d\r\n" % len(args))
+            for a in args:
+                a = a.encode() if isinstance(a, str) else a
+                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return [self.read() for _ in cmds]
+
+    def call(self, args):
+        return self.send([args])[0]
+
+    def read(self):
+        line = self.f.readline()
+        t, rest = line[:1], line[1:-2]
+        if t in (b"+", b"-"):
+            return rest.decode()
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else self.f.read(n + 2)[:-2].decode()
+        if t == b"*":
+            return [self.read() for _ in range(int(rest))]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+
+def redis_dump(port, db, drop=()):
+    """Every key of Redis database `db`: (sorted hash fields without the
+    fields named in `drop`, whether it has a TTL)."""
+    r = Redis(port, db)
+    out, cursor = {}, "0"
+    while True:
+        cursor, keys = r.call(["SCAN", cursor, "COUNT", "1000"])
+        replies = r.send([c for k in keys for c in (["HGETALL", k], ["TTL", k])])
+        for i, k in enumerate(keys):
+            h, ttl = replies[2 * i], replies[2 * i + 1]
+            out[k] = (tuple(sorted((f, v) for f, v in zip(h[::2], h[1::2]) if f not in drop)), ttl > 0)
+        if cursor == "0":
+            return out

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::format_ms;
-use crate::config::{Config, StoreLocation};
+use crate::config::{Assignment, Config, StoreLocation};
 use crate::state::CheckpointStore;
 
 #[derive(Debug, Subcommand)]
@@ -31,19 +31,46 @@ pub enum CheckpointsCommand {
         config: Option<PathBuf>,
         #[arg(long)]
         dir: Option<String>,
+        /// With kafka.assignment = "group": the partition whose checkpoint
+        /// it is (each partition has its own).
+        #[arg(long)]
+        partition: Option<u32>,
     },
 }
 
 /// Where the checkpoints are: `--dir` (a local store), else the
-/// configuration's `checkpoint.url` or `checkpoint.dir`.
-fn location(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<StoreLocation> {
-    Ok(match dir {
-        Some(d) => StoreLocation::Local(d),
-        None => Config::load(config)?
-            .checkpoint
-            .store_dir()
-            .map_err(anyhow::Error::msg)?,
-    })
+/// configuration's `checkpoint.url` or `checkpoint.dir`; with
+/// `kafka.assignment = "group"`, each partition's store found there.
+fn locations(config: Option<&Path>, dir: Option<String>) -> anyhow::Result<Vec<(Option<u32>, StoreLocation)>> {
+    if let Some(d) = dir {
+        return Ok(vec![(None, StoreLocation::Local(d))]);
+    }
+    let config = Config::load(config)?;
+    let c = &config.checkpoint;
+    if config.kafka.assignment != Assignment::Group {
+        return Ok(vec![(None, c.store_dir().map_err(anyhow::Error::msg)?)]);
+    }
+    let found: Vec<u32> = match c.partition_store(0).map_err(anyhow::Error::msg)? {
+        StoreLocation::S3(url) => {
+            let root = url.trim_end_matches("/partition-0");
+            crate::state::S3Store::open_read_only(root)?.partitions()?
+        }
+        StoreLocation::Dir(dir) | StoreLocation::Local(dir) => {
+            let root = Path::new(dir.trim_end_matches("/partition-0"));
+            match std::fs::read_dir(root) {
+                Ok(entries) => entries
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("partition-")?.parse().ok())
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for p in found {
+        out.push((Some(p), c.partition_store(p).map_err(anyhow::Error::msg)?));
+    }
+    out.sort_by_key(|(p, _)| *p);
+    Ok(out)
 }
 
 /// Every checkpoint's metadata, and whether chunks can be verified: a local
@@ -72,22 +99,28 @@ fn open_checkpoints(at: &StoreLocation) -> anyhow::Result<(String, Option<Box<dy
 pub fn run(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
     match c {
         CheckpointsCommand::List { config, dir, json } => {
-            let (dir, store) = open_checkpoints(&location(config.as_deref(), dir)?)?;
-            let all = match store {
-                Some(store) => store.list()?,
-                None => crate::state::SledStore::read_index(&dir)?,
-            };
+            let stores = locations(config.as_deref(), dir)?;
+            let mut all = Vec::new();
+            let mut dirs = Vec::new();
+            for (_, at) in &stores {
+                let (dir, store) = open_checkpoints(at)?;
+                all.extend(match store {
+                    Some(store) => store.list()?,
+                    None => crate::state::SledStore::read_index(&dir)?,
+                });
+                dirs.push(dir);
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&all)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets",
+                "{:>12}  {:<24}  {:>10}  {:>10}  {:<24}  plugins / offsets",
                 "id", "taken", "size", "states", "watermark"
             );
             for m in &all {
                 println!(
-                    "{:>6}  {:<24}  {:>10}  {:>10}  {:<24}  {} / {}",
+                    "{:>12}  {:<24}  {:>10}  {:>10}  {:<24}  {} / {}",
                     m.id,
                     format_ms(m.created_ms),
                     m.size_bytes,
@@ -106,14 +139,34 @@ pub fn run(c: CheckpointsCommand) -> anyhow::Result<ExitCode> {
                 );
             }
             if all.is_empty() {
-                println!("(no complete checkpoint in {dir})");
+                match dirs.as_slice() {
+                    [] => println!("(no partition store yet: no group member took a checkpoint)"),
+                    d => println!("(no complete checkpoint in {})", d.join(", ")),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
-        CheckpointsCommand::Show { id, config, dir } => {
+        CheckpointsCommand::Show {
+            id,
+            config,
+            dir,
+            partition,
+        } => {
             let n = crate::state::parse_checkpoint_ref(&id)
                 .with_context(|| format!("{id:?} is not a checkpoint id or chk-ID path"))?;
-            let (dir, store) = open_checkpoints(&location(config.as_deref(), dir)?)?;
+            let stores = locations(config.as_deref(), dir)?;
+            let at = match (stores.as_slice(), partition) {
+                ([(None, at)], _) => at.clone(),
+                (_, Some(p)) => stores
+                    .iter()
+                    .find(|(q, _)| *q == Some(p))
+                    .map(|(_, at)| at.clone())
+                    .with_context(|| format!("partition {p} has no checkpoint store"))?,
+                (_, None) => anyhow::bail!(
+                    "kafka.assignment = \"group\": each partition has its own checkpoints; say which with --partition N"
+                ),
+            };
+            let (dir, store) = open_checkpoints(&at)?;
             let (meta, verified) = match store {
                 Some(store) => (store.read(n)?.0, "verified"),
                 None => (

@@ -201,6 +201,21 @@ fn parse_url(url: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), prefix.trim_matches('/').to_string()))
 }
 
+impl S3Store {
+    /// The partitions with a store under this prefix (`partition-N/`, the
+    /// stores of a consumer group's members).
+    pub fn partitions(&self) -> Result<Vec<u32>, StateError> {
+        let listed = self
+            .run(self.store.list_with_delimiter(Some(&self.prefix)))
+            .map_err(|e| self.err(format!("cannot list: {e}")))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("partition-")?.parse().ok())
+            .collect())
+    }
+}
+
 impl CheckpointStore for S3Store {
     fn path(&self) -> &str {
         &self.url

@@ -1098,6 +1098,10 @@ impl Group {
     /// A bounded run fires what is still open; Redis must then equal the
     /// replay (group members write `_window_end`: redis.keep-newest).
     fn finish_and_compare(&self) {
+        self.finish_and_compare_with(|| self.s.actual())
+    }
+
+    fn finish_and_compare_with(&self, actual: impl FnOnce() -> Dump) {
         wait_ok(
             self.s
                 .featherflow()
@@ -1107,7 +1111,7 @@ impl Group {
                 .unwrap(),
             Duration::from_secs(120),
         );
-        let mut actual = self.s.actual();
+        let mut actual = actual();
         for (key, (fields, _)) in actual.iter_mut() {
             assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
         }
@@ -1157,6 +1161,15 @@ fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
             "no generation claimed for partition {p}: {names:?}"
         );
     }
+    // `checkpoints list` reads every partition's store.
+    let listed = g.s.checkpoints(&g.config);
+    let mut partitions: Vec<i64> = listed
+        .iter()
+        .flat_map(|m| m["offsets"].as_array().unwrap().iter().map(|o| o[0].as_i64().unwrap()))
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    assert_eq!(partitions, [0, 1, 2, 3], "{listed:?}");
     g.finish_and_compare();
 }
 
@@ -1195,4 +1208,31 @@ fn a_frozen_group_member_that_lost_its_partitions_moves_nothing_back() {
     g.stop(b, "B");
     g.stop(a, "A");
     g.finish_and_compare();
+}
+
+#[test]
+fn a_consumer_group_writes_a_redis_cluster_through_a_failover() {
+    // Two group members write a Redis Cluster (3 masters, a replica each);
+    // a master fails over while both write, then one member leaves.
+    let cluster = services::RedisCluster::start(3, 1);
+    let s = setup_unproduced(240_000, 4_000);
+    let shared = s.dir.path().join("shared");
+    let g = Group::new(s, &format!("file://{}", shared.display()));
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let text = std::fs::read_to_string(&g.config).unwrap().replace(
+        "[redis]\n",
+        &format!("[redis]\ncluster-nodes = [{}]\n", nodes.join(", ")),
+    );
+    std::fs::write(&g.config, text).unwrap();
+    let (port_a, port_b) = (services::free_port(), services::free_port());
+    let (a, b, _, _) = g.start_two(port_a, port_b);
+    g.produce(2);
+    let before = cluster.masters();
+    cluster.fail_over(before[0]);
+    assert_ne!(cluster.masters(), before, "the failover changed no master");
+    std::thread::sleep(Duration::from_millis(700));
+    g.stop(b, "B");
+    wait_owned(port_a, "took B's partitions after it left", |ps| ps.len() == 4);
+    g.stop(a, "A");
+    g.finish_and_compare_with(|| cluster.dump());
 }
