@@ -267,6 +267,11 @@ fn freshness(r: &RedisStats, now_ms: i64) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
+/// `v` as a Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
 async fn partitions(State(state): State<ApiState>) -> Json<Vec<PartitionStatus>> {
     Json(snapshot(&state).partitions)
 }
@@ -546,6 +551,26 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
         "Wall clock minus watermark, per partition.",
     );
     metric("consumer_lag", "gauge", "End offset minus position, per partition.");
+    metric(
+        "partition_records_per_second",
+        "gauge",
+        "Records read per second, per partition with an engine core of its own (kafka.assignment = \"group\").",
+    );
+    metric(
+        "partition_open_states",
+        "gauge",
+        "Open window parts, per partition with an engine core of its own.",
+    );
+    metric(
+        "partition_restore_seconds",
+        "gauge",
+        "How long restoring the partition's checkpoint took when it was assigned here.",
+    );
+    metric(
+        "member_info",
+        "gauge",
+        "1, labelled with how this engine gets its partitions and its name in the group.",
+    );
     metric("checkpoints_total", "counter", "Completed checkpoints retained.");
     metric("checkpoint_duration_ms", "gauge", "Duration of the last checkpoint.");
     metric("checkpoint_size_bytes", "gauge", "Size of the last checkpoint.");
@@ -674,7 +699,37 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
                 (p.end - p.position).max(0)
             );
         }
+        if let Some(r) = p.records_per_s {
+            let _ = writeln!(
+                o,
+                "featherflow_partition_records_per_second{{partition=\"{}\"}} {r}",
+                p.partition
+            );
+        }
+        if let Some(n) = p.open_states {
+            let _ = writeln!(
+                o,
+                "featherflow_partition_open_states{{partition=\"{}\"}} {n}",
+                p.partition
+            );
+        }
+        if let Some(ms) = p.restore_ms {
+            let _ = writeln!(
+                o,
+                "featherflow_partition_restore_seconds{{partition=\"{}\"}} {}",
+                p.partition,
+                ms as f64 / 1000.0
+            );
+        }
     }
+    let m = &s.member;
+    let _ = writeln!(
+        o,
+        "featherflow_member_info{{assignment=\"{}\",group=\"{}\",instance=\"{}\"}} 1",
+        label(&m.assignment),
+        label(&m.group),
+        label(&m.instance)
+    );
     let _ = writeln!(o, "featherflow_checkpoints_total {}", s.checkpoints.len());
     if let Some(c) = s.checkpoints.last() {
         let _ = writeln!(o, "featherflow_checkpoint_duration_ms {}", c.duration_ms);
@@ -833,6 +888,23 @@ mod tests {
             view: "user_features".into(),
             ..ViewStatus::default()
         });
+        s.member = Member {
+            assignment: "group".into(),
+            group: "shop \"eu\"".into(),
+            instance: "host-1:42".into(),
+            host: "host-1".into(),
+            pid: 42,
+        };
+        s.partitions.push(PartitionStatus {
+            partition: 3,
+            watermark: 1_000,
+            idle: false,
+            position: 10,
+            end: 12,
+            records_per_s: Some(5.0),
+            open_states: Some(4),
+            restore_ms: Some(250),
+        });
         ApiState {
             status: Arc::new(Mutex::new(s)),
             redis: Arc::new(RedisStats::default()),
@@ -871,6 +943,20 @@ mod tests {
             body.contains("featherflow_plugin_call_seconds_bucket{view=\"user_features\",le=\"+Inf\"} 0"),
             "{body}"
         );
+        // A group member: per-partition figures, and who it is (labels escaped).
+        for line in [
+            "featherflow_consumer_lag{partition=\"3\"} 2",
+            "featherflow_partition_records_per_second{partition=\"3\"} 5",
+            "featherflow_partition_open_states{partition=\"3\"} 4",
+            "featherflow_partition_restore_seconds{partition=\"3\"} 0.25",
+            "featherflow_member_info{assignment=\"group\",group=\"shop \\\"eu\\\"\",instance=\"host-1:42\"} 1",
+        ] {
+            assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+        }
+        let (_, overview) = get("/api/overview").await;
+        let v: serde_json::Value = serde_json::from_str(&overview).unwrap();
+        assert_eq!(v["member"]["instance"], "host-1:42", "{overview}");
+        assert_eq!(v["partitions"], serde_json::json!([3]), "{overview}");
     }
 
     #[tokio::test]
