@@ -25,6 +25,10 @@ pub const MAX_WATERMARK: i64 = i64::MAX;
 
 #[derive(Debug, Clone)]
 struct PartitionClock {
+    /// Whether this partition is read here at all: partitions are indexed
+    /// by number, and an engine core that reads partition 5 alone must not
+    /// wait for partitions 0 to 4.
+    tracked: bool,
     /// `i64::MIN` until the partition's first event.
     watermark: i64,
     /// Wall time of the partition's last event (or of its assignment).
@@ -97,12 +101,23 @@ impl Watermarks {
             self.partitions.resize(
                 partition + 1,
                 PartitionClock {
+                    tracked: false,
                     watermark: MIN_WATERMARK,
                     last_active_ms: wall_ms,
                     idle: false,
                 },
             );
         }
+        let clock = &mut self.partitions[partition];
+        if !clock.tracked {
+            clock.tracked = true;
+            clock.last_active_ms = wall_ms;
+            clock.idle = false;
+        }
+    }
+
+    fn tracked(&self) -> impl Iterator<Item = &PartitionClock> {
+        self.partitions.iter().filter(|p| p.tracked)
     }
 
     /// The watermark of one partition (`i64::MIN` before its first event).
@@ -115,6 +130,7 @@ impl Watermarks {
         self.partitions
             .iter()
             .enumerate()
+            .filter(|(_, p)| p.tracked)
             .map(|(i, p)| (i, p.watermark, p.idle))
     }
 
@@ -122,7 +138,7 @@ impl Watermarks {
     /// combined watermark.
     #[inline]
     pub fn observe(&mut self, partition: usize, event_ms: i64, wall_ms: i64) -> i64 {
-        if partition >= self.partitions.len() {
+        if !self.partitions.get(partition).is_some_and(|c| c.tracked) {
             self.add_partition(partition, wall_ms);
         }
         let candidate = event_ms.saturating_sub(self.out_of_orderness_ms).saturating_sub(1);
@@ -146,7 +162,7 @@ impl Watermarks {
             return self.current;
         };
         let mut changed = false;
-        for p in &mut self.partitions {
+        for p in self.partitions.iter_mut().filter(|p| p.tracked) {
             if !p.idle && wall_ms.saturating_sub(p.last_active_ms) >= timeout {
                 p.idle = true;
                 changed = true;
@@ -156,8 +172,8 @@ impl Watermarks {
             self.recompute();
         }
         if self.idle_watermark == IdleWatermark::WallClock
-            && !self.partitions.is_empty()
-            && self.partitions.iter().all(|p| p.idle)
+            && self.tracked().next().is_some()
+            && self.tracked().all(|p| p.idle)
         {
             let (since, base) = *self.all_idle_since.get_or_insert((wall_ms, self.current));
             if base != MIN_WATERMARK {
@@ -188,7 +204,7 @@ impl Watermarks {
     }
 
     fn recompute(&mut self) -> i64 {
-        let min_active = self.partitions.iter().filter(|p| !p.idle).map(|p| p.watermark).min();
+        let min_active = self.tracked().filter(|p| !p.idle).map(|p| p.watermark).min();
         // All idle: nothing holds the watermark back, but nothing advances it
         // either (Flink does the same): keep the current one.
         if let Some(wm) = min_active {
@@ -275,6 +291,18 @@ mod tests {
         w.add_partition(0, 0);
         assert_eq!(w.check_idle(100_000), MIN_WATERMARK);
         assert_eq!(w.check_idle(200_000), MIN_WATERMARK);
+    }
+
+    #[test]
+    fn a_partition_read_alone_waits_for_no_other() {
+        // An engine core of a group member reads partition 5 only.
+        let mut w = Watermarks::new(0, None);
+        w.add_partition(5, 0);
+        assert_eq!(w.observe(5, 1_000, 0), 999);
+        assert_eq!(w.partitions().map(|(p, _, _)| p).collect::<Vec<_>>(), [5]);
+        let mut w = Watermarks::new(0, Some(1_000));
+        assert_eq!(w.observe(2, 1_000, 0), 999);
+        assert_eq!(w.check_idle(5_000), 999);
     }
 
     #[test]

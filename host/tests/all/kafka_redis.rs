@@ -1170,6 +1170,11 @@ fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
     partitions.sort();
     partitions.dedup();
     assert_eq!(partitions, [0, 1, 2, 3], "{listed:?}");
+    // Each partition's watermark moved on its own events (a core reading
+    // partition 3 alone waits for no partition 0 to 2).
+    for m in &listed {
+        assert!(m["watermark"].as_i64().unwrap() > i64::MIN, "no watermark in {m}");
+    }
     g.finish_and_compare();
 }
 
