@@ -5,9 +5,8 @@
 #   ./start.sh            Docker if an engine answers (docker compose up -d --build), else local
 #   ./start.sh --local    local processes under data/run/, even when Docker is there
 #   ./start.sh --docker   Docker only; fail when no Docker engine answers
-#   ./start.sh --workers N   local: N engines in one consumer group (kafka.assignment
-#                         = "group"), sharing the partitions; APIs on 8081..8080+N
-#                         (Docker runs two engines in a group already)
+#   ./start.sh --workers N   local: N engines in the consumer group, sharing the
+#                         partitions; APIs on 8081..8080+N (default 1; Docker runs two)
 #
 # Local mode runs redis-server and tansu (a Kafka-API broker, in-memory storage)
 # from scripts/deps.sh, builds with `make build`, and keeps pid files and logs
@@ -172,17 +171,15 @@ dir = "plugins"
 [output]
 dead-letter = "data/dead-letter.jsonl"
 EOF
-if [ "$WORKERS" -gt 1 ]; then
-  # One consumer group; each partition's checkpoints in data/checkpoints/partition-N.
-  sed -i 's/^topic = .*/&\nassignment = "group"/' "$RUN/featherflow.toml"
-  cat >>"$RUN/featherflow.toml" <<EOF
+# The engines form one consumer group (kafka.assignment = "group", the
+# default); each partition's checkpoints go to data/checkpoints/partition-N.
+cat >>"$RUN/featherflow.toml" <<EOF
 
 [kafka.properties]
-# The local broker (tansu): rebalances otherwise wait half the default session timeout.
+# The local broker (tansu): a join otherwise waits half the default session timeout.
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 EOF
-fi
 printf 'REDIS_PORT=%s\nKAFKA_PORT=%s\n' "$REDIS_PORT" "$KAFKA_PORT" >"$RUN/ports"
 
 for ((i = 1; i <= WORKERS; i++)); do

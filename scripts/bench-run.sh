@@ -42,6 +42,8 @@ target/release/featherflow produce --brokers "127.0.0.1:$KPORT" --from-file "$DI
 
 cat >"$DIR/ff.toml" <<TOML
 [kafka]
+# One engine core over every partition (scripts/bench-scale.sh measures groups).
+assignment = "static"
 brokers = "127.0.0.1:$KPORT"
 [redis]
 url = "redis://127.0.0.1:$RPORT/0"

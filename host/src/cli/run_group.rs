@@ -24,7 +24,7 @@
 //! `--bounded` reads every partition alone (no group), each to the end
 //! offset found at its start, and fires every window.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +58,9 @@ struct Shared {
     late: RecordLog,
     bounded: bool,
     history_taken: AtomicBool,
+    /// The chosen start, and the partitions already started from it (a
+    /// partition assigned again later starts from its newest).
+    start_from: Mutex<(StartFrom, BTreeSet<u32>)>,
 }
 
 /// A partition's pipeline, on its thread.
@@ -74,12 +77,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
-    if args.from_checkpoint.is_some() || !config.restore.path.is_empty() {
-        bail!(
-            "--from-checkpoint / restore.path name one checkpoint, but with kafka.assignment = \"group\" each partition has checkpoints of its own (partition-N in the store): each partition starts from its newest"
-        );
+/// Where the partitions start (`--from-checkpoint`, else `restore.path`):
+/// each partition has checkpoints of its own, so a chosen point is a time
+/// or one checkpoint per partition.
+#[derive(Debug, Clone, PartialEq)]
+enum StartFrom {
+    /// Each partition's newest checkpoint.
+    Newest,
+    /// `@TIME`: each partition's newest checkpoint taken at or before it.
+    Before(i64),
+    /// `P:ID,...`: these checkpoints; the partitions not named, their newest.
+    Ids(BTreeMap<u32, u64>),
+}
+
+fn parse_start(s: &str) -> anyhow::Result<StartFrom> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(StartFrom::Newest);
     }
+    if let Some(t) = s.strip_prefix('@') {
+        let ms = match t.parse::<i64>() {
+            Ok(ms) => ms,
+            Err(_) => humantime::parse_rfc3339_weak(t)
+                .map_err(|e| {
+                    anyhow::anyhow!("{t:?} is not a time (RFC 3339, e.g. 2026-12-07T05:00:00Z, or epoch ms): {e}")
+                })?
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64,
+        };
+        return Ok(StartFrom::Before(ms));
+    }
+    let mut ids = BTreeMap::new();
+    for part in s.split(',') {
+        let (p, id) = part.split_once(':').with_context(|| {
+            format!(
+                "{s:?}: with kafka.assignment = \"group\" each partition has checkpoints of its own: give @TIME (each partition's newest checkpoint taken then or before) or P:ID,P:ID (one per partition)"
+            )
+        })?;
+        let p: u32 = p
+            .trim()
+            .parse()
+            .with_context(|| format!("{part:?}: {p:?} is not a partition"))?;
+        let id = crate::state::parse_checkpoint_ref(id.trim())
+            .with_context(|| format!("{part:?}: {id:?} is not a checkpoint id"))?;
+        ids.insert(p, id);
+    }
+    Ok(StartFrom::Ids(ids))
+}
+
+pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
+    let wanted = args
+        .from_checkpoint
+        .clone()
+        .unwrap_or_else(|| config.restore.path.clone());
+    let start_from = parse_start(&wanted).context("--from-checkpoint / restore.path")?;
     if !config.redis.keep_newest {
         tracing::info!("kafka.assignment = \"group\": writing Redis with redis.keep-newest on");
         config.redis.keep_newest = true;
@@ -117,6 +168,7 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         redis,
         bounded: args.bounded,
         history_taken: AtomicBool::new(false),
+        start_from: Mutex::new((start_from, BTreeSet::new())),
         config,
     });
 
@@ -324,7 +376,8 @@ fn run_partition(
         .with_checkpoints(checkpoints)
         .with_status(StatusPublisher::new(status))
         .with_lost(lost.clone());
-    let restored = pipeline.start(None)?;
+    let from = chosen_checkpoint(shared, p, pipeline.checkpoints().map(|c| c.store().as_ref()))?;
+    let restored = pipeline.start(from)?;
     tracing::info!(
         partition = p,
         checkpoint = ?restored.as_ref().map(|m| m.id),
@@ -338,6 +391,36 @@ fn run_partition(
     // shares stays open with the group.
     drop(pipeline);
     Ok((summary, c))
+}
+
+/// The checkpoint partition `p` starts from the first time this engine
+/// is assigned it (`None`: its newest).
+fn chosen_checkpoint(
+    shared: &Shared,
+    p: u32,
+    store: Option<&dyn crate::state::CheckpointStore>,
+) -> anyhow::Result<Option<u64>> {
+    let mut guard = lock(&shared.start_from);
+    let (start, started) = &mut *guard;
+    if !started.insert(p) {
+        return Ok(None);
+    }
+    Ok(match start {
+        StartFrom::Newest => None,
+        StartFrom::Ids(ids) => ids.get(&p).copied(),
+        StartFrom::Before(t) => {
+            let Some(store) = store else { return Ok(None) };
+            let found = store.list()?.into_iter().rev().find(|m| m.created_ms <= *t);
+            match found {
+                Some(m) => Some(m.id),
+                None => bail!(
+                    "partition {p} has no checkpoint taken at or before {} in {}",
+                    super::format_ms(*t),
+                    store.path()
+                ),
+            }
+        }
+    })
 }
 
 /// Add what a released partition did to the job's totals.
@@ -362,5 +445,31 @@ fn publish(tasks: &Tasks, status: &Mutex<Status>, broker_failing: bool) {
     crate::pipeline::status::merge(&parts, &mut s);
     if broker_failing && !s.failing.iter().any(|f| f == "the source") {
         s.failing.push("the source".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chosen_start_is_a_time_or_one_checkpoint_per_partition() {
+        assert_eq!(parse_start("").unwrap(), StartFrom::Newest);
+        assert_eq!(
+            parse_start("@1700000000000").unwrap(),
+            StartFrom::Before(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_start("@2023-11-14T22:13:20Z").unwrap(),
+            StartFrom::Before(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_start("0:1000000007, 3:chk-2000000001").unwrap(),
+            StartFrom::Ids(BTreeMap::from([(0, 1_000_000_007), (3, 2_000_000_001)]))
+        );
+        let err = format!("{:#}", parse_start("42").unwrap_err());
+        assert!(err.contains("@TIME") && err.contains("P:ID"), "{err}");
+        assert!(parse_start("@yesterday").is_err());
+        assert!(parse_start("x:1").is_err());
     }
 }

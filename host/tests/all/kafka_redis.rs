@@ -107,7 +107,7 @@ impl Setup {
         std::fs::write(
             &path,
             format!(
-                "[kafka]\nbrokers = \"127.0.0.1:{}\"\n[redis]\nurl = \"redis://127.0.0.1:{}/0\"\n[checkpoint]\ndir = \"{}\"\ninterval = \"{interval}\"\nretain = 3\n[plugins]\ndir = \"{}\"\n[output]\ndead-letter = \"\"\n[api]\nlisten = \"127.0.0.1:{}\"\n",
+                "[kafka]\nassignment = \"static\"\nbrokers = \"127.0.0.1:{}\"\n[redis]\nurl = \"redis://127.0.0.1:{}/0\"\n[checkpoint]\ndir = \"{}\"\ninterval = \"{interval}\"\nretain = 3\n[plugins]\ndir = \"{}\"\n[output]\ndead-letter = \"\"\n[api]\nlisten = \"127.0.0.1:{}\"\n",
                 self.broker.port,
                 self.redis.port,
                 self.dir.path().join("checkpoints").display(),
@@ -1047,7 +1047,7 @@ impl Group {
         let config = s.config("300ms");
         let text = std::fs::read_to_string(&config).unwrap();
         let text = text
-            .replace("[kafka]\n", "[kafka]\nassignment = \"group\"\n")
+            .replace("assignment = \"static\"\n", "assignment = \"group\"\n")
             .replace("[checkpoint]\n", &format!("[checkpoint]\nurl = \"{url}\"\n"))
             // A join waits about half the session timeout on the test broker.
             + "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
@@ -1098,15 +1098,16 @@ impl Group {
     /// A bounded run fires what is still open; Redis must then equal the
     /// replay (group members write `_window_end`: redis.keep-newest).
     fn finish_and_compare(&self) {
-        self.finish_and_compare_with(|| self.s.actual())
+        self.finish_and_compare_with(&[], || self.s.actual())
     }
 
-    fn finish_and_compare_with(&self, actual: impl FnOnce() -> Dump) {
+    fn finish_and_compare_with(&self, extra: &[&str], actual: impl FnOnce() -> Dump) {
         wait_ok(
             self.s
                 .featherflow()
                 .args(["run", "--bounded", "--no-api", "--config"])
                 .arg(&self.config)
+                .args(extra)
                 .spawn()
                 .unwrap(),
             Duration::from_secs(120),
@@ -1175,7 +1176,21 @@ fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
     for m in &listed {
         assert!(m["watermark"].as_i64().unwrap() > i64::MIN, "no watermark in {m}");
     }
-    g.finish_and_compare();
+    // Finish from a chosen point: each partition's newest checkpoint taken
+    // at or before the time every partition had one.
+    let partition = |m: &serde_json::Value| m["offsets"][0][0].as_i64().unwrap();
+    let at = (0..4)
+        .map(|p| {
+            listed
+                .iter()
+                .filter(|m| partition(m) == p)
+                .map(|m| m["created_ms"].as_i64().unwrap())
+                .min()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    g.finish_and_compare_with(&["--from-checkpoint", &format!("@{at}")], || g.s.actual());
 }
 
 #[test]
@@ -1239,5 +1254,5 @@ fn a_consumer_group_writes_a_redis_cluster_through_a_failover() {
     g.stop(b, "B");
     wait_owned(port_a, "took B's partitions after it left", |ps| ps.len() == 4);
     g.stop(a, "A");
-    g.finish_and_compare_with(|| cluster.dump());
+    g.finish_and_compare_with(&[], || cluster.dump());
 }
