@@ -25,16 +25,10 @@ scripts/deps.sh >/dev/null
 make -s engine plugins >/dev/null
 
 DIR=$(mktemp -d /tmp/featherflow-bench.XXXXXX)
-RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-KPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$DIR/redis.log" 2>&1 &
-RPID=$!
-.tools/tansu broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-  --storage-engine memory://tansu/ --silent >"$DIR/tansu.log" 2>&1 &
-KPID=$!
+. scripts/lib/services.sh
+start_services
 trap 'kill $RPID $KPID 2>/dev/null; rm -rf "$DIR"' EXIT
-sleep 0.5
-.tools/tansu topic create ecommerce-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+create_topic ecommerce-events 4
 
 echo "== generating and producing $EVENTS events ($USERS users, 2000 ev/s of event time, 0-9 s out of order)"
 target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
@@ -92,7 +86,7 @@ echo "== Redis: $(redis-cli -p "$RPORT" dbsize) keys"
 
 if [ "$LIVE_SECONDS" -gt 0 ]; then
   echo "== live: $LIVE_RATE events/s for ${LIVE_SECONDS}s, $USERS users, event time 30x the wall clock (a slide every 20 s)"
-  .tools/tansu topic create live-events --partitions 4 --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+  create_topic live-events 4
   target/release/featherflow gen --events $((LIVE_RATE * LIVE_SECONDS)) --users "$USERS" --event-rate "$LIVE_EVENT_RATE" \
     --out "$DIR/live.jsonl" >/dev/null
   sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \

@@ -21,15 +21,9 @@ scripts/deps.sh >/dev/null
 make -s engine plugins >/dev/null
 
 DIR=$(mktemp -d /tmp/featherflow-scale.XXXXXX)
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-RPORT=$(port); KPORT=$(port)
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$DIR/redis.log" 2>&1 &
-RPID=$!
-.tools/tansu broker --listener-url "tcp://127.0.0.1:$KPORT" --advertised-listener-url "tcp://127.0.0.1:$KPORT" \
-  --storage-engine memory://tansu/ --silent >"$DIR/tansu.log" 2>&1 &
-KPID=$!
-trap 'kill $RPID $KPID 2>/dev/null; pkill -f "featherflow run --config $DIR" 2>/dev/null; rm -rf "$DIR"' EXIT
-sleep 0.5
+. scripts/lib/services.sh
+start_services
+trap 'kill $RPID $KPID 2>/dev/null; pkill -f "featherflow run --config $DIR" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 
 echo "== generating $EVENTS events ($USERS users, 2000 ev/s of event time, 0-9 s out of order); reference: featherflow replay into Redis db 15"
 target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
@@ -38,7 +32,7 @@ RUST_LOG=warn target/release/featherflow replay --events "$DIR/events.jsonl" --p
 
 for W in $WORKERS; do
   TOPIC=scale-$W
-  .tools/tansu topic create "$TOPIC" --partitions "$PARTITIONS" --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+  create_topic "$TOPIC" "$PARTITIONS"
   target/release/featherflow produce --brokers "127.0.0.1:$KPORT" --topic "$TOPIC" --from-file "$DIR/events.jsonl" 2>&1 | tail -1 >/dev/null
   redis-cli -p "$RPORT" -n "$W" flushdb >/dev/null
   cat >"$DIR/scale-$W.toml" <<TOML
@@ -90,15 +84,15 @@ for i in range(workers):
                                   env={"RUST_LOG": "info", "PATH": "/usr/bin:/bin", "FEATHERFLOW_API_LISTEN": f"127.0.0.1:{p}"},
                                   stderr=open(log, "w"), stdout=subprocess.DEVNULL))
     ports.append(p); logs.append(log)
-# Done when every partition is owned and read to its end.
+# Done when every partition is owned and every event read (the positions:
+# the test broker reports end offsets short after a batched produce).
 while True:
     time.sleep(0.5)
     seen = {}
     for p in ports:
         for part in get(p, "/api/partitions") or []:
-            seen[part["partition"]] = (part["position"], part["end"])
-    if len(seen) == partitions and all(end >= 0 and pos >= end for pos, end in seen.values()) \
-            and sum(end for _, end in seen.values()) >= events:
+            seen[part["partition"]] = part["position"]
+    if len(seen) == partitions and sum(seen.values()) >= events:
         break
     if time.time() - t0 > 1800:
         sys.exit(f"not done after 30 minutes: {seen}")

@@ -67,14 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let plugins = load_plugins(&plugin_engine, plugins_dir, limits)?;
     let redis = RedisSink::from_config(&config.redis)?;
     let redis_stats = redis.stats.clone();
-    let status = Arc::new(Mutex::new(Status {
-        started_ms: clock::now_ms(),
-        topic: config.kafka.topic.clone(),
-        checkpoint_interval_ms: config.checkpoint.interval.as_millis() as u64,
-        checkpoints: store.list()?,
-        member: Member::of(&config),
-        ..Status::default()
-    }));
+    let status = job_status(&config, store.list()?);
     if !args.no_api {
         spawn_api(&config, status.clone(), &redis, &plugin_engine, limits)?;
     }
@@ -143,6 +136,18 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NO_FINAL_CHECKPOINT));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The status the API shows, before the pipeline publishes.
+pub(super) fn job_status(config: &Config, checkpoints: Vec<crate::state::CheckpointMeta>) -> Arc<Mutex<Status>> {
+    Arc::new(Mutex::new(Status {
+        started_ms: clock::now_ms(),
+        topic: config.kafka.topic.clone(),
+        checkpoint_interval_ms: config.checkpoint.interval.as_millis() as u64,
+        checkpoints,
+        member: Member::of(config),
+        ..Status::default()
+    }))
 }
 
 /// The pipeline's settings under `run`.

@@ -36,8 +36,10 @@ use anyhow::{Context, bail};
 
 use super::open_log;
 use super::replay::load_plugins;
-use super::run::{EXIT_NO_FINAL_CHECKPOINT, RunArgs, pipeline_options, report, spawn_api, spawn_signal_listener};
-use crate::api::{Member, Status};
+use super::run::{
+    EXIT_NO_FINAL_CHECKPOINT, RunArgs, job_status, pipeline_options, report, spawn_api, spawn_signal_listener,
+};
+use crate::api::Status;
 use crate::clock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
@@ -150,13 +152,7 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     load_plugins(&plugin_engine, Path::new(&config.plugins.dir), limits)?;
     let redis = RedisSink::from_config(&config.redis)?;
     let redis_stats = redis.stats.clone();
-    let status = Arc::new(Mutex::new(Status {
-        started_ms: clock::now_ms(),
-        topic: config.kafka.topic.clone(),
-        checkpoint_interval_ms: config.checkpoint.interval.as_millis() as u64,
-        member: Member::of(&config),
-        ..Status::default()
-    }));
+    let status = job_status(&config, Vec::new());
     if !args.no_api {
         spawn_api(&config, status.clone(), &redis, &plugin_engine, limits)?;
     }

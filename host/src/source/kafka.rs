@@ -103,6 +103,87 @@ pub fn client_config(cfg: &KafkaConfig) -> ClientConfig {
     cc
 }
 
+/// Wait (retrying, the wait logged as an outage) until `cfg.topic`'s
+/// partitions are known, or `give_up` says stop; sorted.
+pub(super) fn wait_for_partitions<C: ClientContext + ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    cfg: &KafkaConfig,
+    give_up: &dyn Fn() -> bool,
+) -> Result<Vec<i32>, SourceError> {
+    let mut waiting = Outage::new("kafka metadata");
+    loop {
+        match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
+            Ok(md) => {
+                let mut partitions: Vec<i32> = md
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == cfg.topic && t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                if !partitions.is_empty() {
+                    waiting.ok();
+                    partitions.sort();
+                    return Ok(partitions);
+                }
+                waiting.failed(&format_args!(
+                    "topic {} not found (yet) on {}; waiting for it",
+                    cfg.topic, cfg.brokers
+                ));
+            }
+            Err(e) => {
+                waiting.failed(&format_args!("{} unreachable: {e}", cfg.brokers));
+            }
+        }
+        if give_up() {
+            return Err(SourceError::Unavailable {
+                source_name: format!("kafka {}, topic {}", cfg.brokers, cfg.topic),
+                reason: "stopped while waiting for the topic's metadata".into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `first` and what else `next` has at once, up to a block; an error ends
+/// the block and is returned beside it.
+pub(super) fn fill_block<'a>(
+    first: BorrowedMessage<'a>,
+    mut next: impl FnMut() -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'a>>>,
+) -> (SmallVec<[BorrowedMessage<'a>; BLOCK]>, Option<KafkaError>) {
+    let mut block: SmallVec<[BorrowedMessage<'a>; BLOCK]> = smallvec::smallvec![first];
+    while block.len() < BLOCK {
+        match next() {
+            Some(Ok(m)) => block.push(m),
+            Some(Err(e)) => return (block, Some(e)),
+            None => break,
+        }
+    }
+    (block, None)
+}
+
+/// A run of messages as the records a [`Source`] hands over.
+pub(super) fn lines_of<'a>(run: &'a [BorrowedMessage<'_>]) -> SmallVec<[(u64, &'a [u8]); BLOCK]> {
+    run.iter()
+        .map(|m| (m.offset() as u64, m.payload().unwrap_or(b"")))
+        .collect()
+}
+
+/// Commit `offsets` to the group, asynchronously (a courtesy for lag tools:
+/// the checkpoint is what the engine trusts).
+pub(super) fn commit_courtesy<C: ClientContext + ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    offsets: &[(u32, i64)],
+) {
+    let mut tpl = TopicPartitionList::new();
+    for &(p, o) in offsets {
+        let _ = tpl.add_partition_offset(topic, p as i32, Offset::Offset(o));
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::debug!(error = %e, "offset commit (courtesy) failed");
+    }
+}
+
 pub struct KafkaSource {
     consumer: BaseConsumer<QuietContext>,
     pub topic: String,
@@ -133,47 +214,16 @@ impl KafkaSource {
                 source_name: format!("kafka topic {}", cfg.topic),
                 reason: e.to_string(),
             })?;
-        let mut waiting = Outage::new("kafka metadata");
-        loop {
-            match consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
-                Ok(md) => {
-                    let parts: Vec<i32> = md
-                        .topics()
-                        .iter()
-                        .filter(|t| t.name() == cfg.topic && t.error().is_none())
-                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                        .collect();
-                    if !parts.is_empty() {
-                        waiting.ok();
-                        let mut partitions = parts;
-                        partitions.sort();
-                        return Ok(Self {
-                            consumer,
-                            topic: cfg.topic.clone(),
-                            brokers: cfg.brokers.clone(),
-                            partitions,
-                            end: None,
-                            next: BTreeMap::new(),
-                            last_message: Instant::now(),
-                        });
-                    }
-                    waiting.failed(&format_args!(
-                        "topic {} not found (yet) on {}; waiting for it",
-                        cfg.topic, cfg.brokers
-                    ));
-                }
-                Err(e) => {
-                    waiting.failed(&format_args!("{} unreachable: {e}", cfg.brokers));
-                }
-            }
-            if give_up() {
-                return Err(SourceError::Unavailable {
-                    source_name: format!("kafka {}, topic {}", cfg.brokers, cfg.topic),
-                    reason: "stopped while waiting for the topic's metadata".into(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        let partitions = wait_for_partitions(&consumer, cfg, give_up)?;
+        Ok(Self {
+            consumer,
+            topic: cfg.topic.clone(),
+            brokers: cfg.brokers.clone(),
+            partitions,
+            end: None,
+            next: BTreeMap::new(),
+            last_message: Instant::now(),
+        })
     }
 
     /// The group's committed offsets, where it has any.
@@ -244,13 +294,7 @@ impl KafkaSource {
 
     /// Commit offsets after a durable checkpoint (a courtesy for lag tools).
     pub fn commit_offsets(&self, offsets: &[(u32, i64)]) {
-        let mut tpl = TopicPartitionList::new();
-        for &(p, o) in offsets {
-            let _ = tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(o));
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!(error = %e, "offset commit (courtesy) failed");
-        }
+        commit_courtesy(&self.consumer, &self.topic, offsets)
     }
 
     fn unavailable(&self, reason: String) -> SourceError {
@@ -324,25 +368,10 @@ impl Source for KafkaSource {
         self.consumer.context().ok();
         // Take what else is already here, up to a block, and hand over
         // each partition's run of it at once.
-        let mut block: SmallVec<[BorrowedMessage<'_>; BLOCK]> = smallvec::smallvec![first];
-        let mut failed = None;
-        while block.len() < BLOCK {
-            match self.consumer.poll(Duration::ZERO) {
-                Some(Ok(m)) => block.push(m),
-                Some(Err(e)) => {
-                    failed = Some(e);
-                    break;
-                }
-                None => break,
-            }
-        }
+        let (block, failed) = fill_block(first, || self.consumer.poll(Duration::ZERO));
         for run in block.chunk_by(|a, b| a.partition() == b.partition()) {
-            let lines: SmallVec<[(u64, &[u8]); BLOCK]> = run
-                .iter()
-                .map(|m| (m.offset() as u64, m.payload().unwrap_or(b"")))
-                .collect();
             let p = run[0].partition();
-            f(p as u32, &lines);
+            f(p as u32, &lines_of(run));
             self.next.insert(p, run[run.len() - 1].offset() + 1);
         }
         self.last_message = Instant::now();

@@ -21,16 +21,13 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use smallvec::SmallVec;
 
-use super::kafka::{QuietContext, client_config};
-use super::{BLOCK, Block, Polled, Source, SourceError};
+use super::kafka::{QuietContext, client_config, commit_courtesy, fill_block, lines_of, wait_for_partitions};
+use super::{Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
-use crate::outage::Outage;
 
 /// Called inside the rebalance with the partitions taken away and whether
 /// the assignment was lost; returns once they are released.
@@ -159,35 +156,7 @@ impl KafkaGroup {
     /// until the topic's partitions are known or `give_up` says stop.
     pub fn fixed(cfg: &KafkaConfig, give_up: &dyn Fn() -> bool) -> Result<Self, SourceError> {
         let (group, tx) = Self::create(cfg, false)?;
-        let mut waiting = Outage::new("kafka metadata");
-        let partitions = loop {
-            match group.consumer.fetch_metadata(Some(&cfg.topic), Duration::from_secs(5)) {
-                Ok(md) => {
-                    let mut ps: Vec<i32> = md
-                        .topics()
-                        .iter()
-                        .filter(|t| t.name() == cfg.topic && t.error().is_none())
-                        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                        .collect();
-                    if !ps.is_empty() {
-                        waiting.ok();
-                        ps.sort();
-                        break ps;
-                    }
-                    waiting.failed(&format_args!(
-                        "topic {} not found (yet) on {}; waiting for it",
-                        cfg.topic, cfg.brokers
-                    ));
-                }
-                Err(e) => {
-                    waiting.failed(&format_args!("{} unreachable: {e}", cfg.brokers));
-                }
-            }
-            if give_up() {
-                return Err(group.unavailable("stopped while waiting for the topic's metadata".into()));
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
+        let partitions = wait_for_partitions(&group.consumer, cfg, give_up)?;
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
             tpl.add_partition_offset(&cfg.topic, p, Offset::Stored)
@@ -376,23 +345,8 @@ impl Source for PartitionSource {
             Some(Ok(m)) => m,
         };
         self.consumer.context().quiet.ok();
-        let mut block: SmallVec<[BorrowedMessage<'_>; BLOCK]> = smallvec::smallvec![first];
-        let mut failed = None;
-        while block.len() < BLOCK {
-            match self.queue.poll(Duration::ZERO) {
-                Some(Ok(m)) => block.push(m),
-                Some(Err(e)) => {
-                    failed = Some(e);
-                    break;
-                }
-                None => break,
-            }
-        }
-        let lines: SmallVec<[(u64, &[u8]); BLOCK]> = block
-            .iter()
-            .map(|m| (m.offset() as u64, m.payload().unwrap_or(b"")))
-            .collect();
-        f(self.partition as u32, &lines);
+        let (block, failed) = fill_block(first, || self.queue.poll(Duration::ZERO));
+        f(self.partition as u32, &lines_of(&block));
         self.next = Some(block[block.len() - 1].offset() + 1);
         self.last_message = Instant::now();
         match failed {
@@ -406,13 +360,7 @@ impl Source for PartitionSource {
     }
 
     fn commit(&mut self, next: &[(u32, i64)]) {
-        let mut tpl = TopicPartitionList::new();
-        for &(p, o) in next {
-            let _ = tpl.add_partition_offset(&self.topic, p as i32, Offset::Offset(o));
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!(error = %e, "offset commit (courtesy) failed");
-        }
+        commit_courtesy(&self.consumer, &self.topic, next)
     }
 
     fn end_offsets(&self) -> BTreeMap<u32, i64> {
