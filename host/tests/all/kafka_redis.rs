@@ -1102,6 +1102,10 @@ impl Group {
     }
 
     fn finish_and_compare_with(&self, extra: &[&str], actual: impl FnOnce() -> Dump) {
+        self.finish_and_compare_to(extra, self.s.reference(), actual)
+    }
+
+    fn finish_and_compare_to(&self, extra: &[&str], reference: Dump, actual: impl FnOnce() -> Dump) {
         wait_ok(
             self.s
                 .featherflow()
@@ -1116,7 +1120,7 @@ impl Group {
         for (key, (fields, _)) in actual.iter_mut() {
             assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
         }
-        assert_same(&self.s.reference(), &actual);
+        assert_same(&reference, &actual);
     }
 }
 
@@ -1178,12 +1182,12 @@ fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
     }
     // Finish from a chosen point: each partition's newest checkpoint taken
     // at or before the time every partition had one.
-    let partition = |m: &serde_json::Value| m["offsets"][0][0].as_i64().unwrap();
+    let partition = |m: &serde_json::Value| m["offsets"][0][0].as_i64();
     let at = (0..4)
         .map(|p| {
             listed
                 .iter()
-                .filter(|m| partition(m) == p)
+                .filter(|m| partition(m) == Some(p))
                 .map(|m| m["created_ms"].as_i64().unwrap())
                 .min()
                 .unwrap()
@@ -1255,4 +1259,50 @@ fn a_consumer_group_writes_a_redis_cluster_through_a_failover() {
     wait_owned(port_a, "took B's partitions after it left", |ps| ps.len() == 4);
     g.stop(a, "A");
     g.finish_and_compare_with(&[], || cluster.dump());
+}
+
+#[test]
+fn a_hot_swap_reaches_every_partition_of_a_group_member() {
+    // A group of one owns 4 partitions, each in its own engine core: a
+    // deploy must reach every one, with its states kept. Every user's last
+    // windows fire after the swap, so Redis ends as a replay with v2.
+    let s = setup_unproduced(240_000, 2_000);
+    let v2_dir = plugin_dir(&["session-stats"]);
+    std::fs::copy(
+        crate::guest("v2-user-activity"),
+        v2_dir.path().join("user-activity.wasm"),
+    )
+    .unwrap();
+    s.replay_into(v2_dir.path(), 2);
+    let reference_v2 = services::dump(s.redis.port, 2);
+    let shared = s.dir.path().join("shared");
+    let g = Group::new(s, &format!("file://{}", shared.display()));
+    let port = services::free_port();
+    g.produce(0);
+    let a = g.worker(port);
+    wait_owned(port, "owned every partition", |ps| ps.len() == 4);
+    let v1_hash = serving_hash(port, "user_features");
+    let tmp = g.s.plugins.path().join("user-activity.wasm.tmp");
+    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
+    std::fs::rename(&tmp, g.s.plugins.path().join("user-activity.wasm")).unwrap();
+    // Every partition's newest checkpoint is taken by v2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = g.s.checkpoints(&g.config);
+        let newest: std::collections::BTreeMap<i64, String> = listed
+            .iter()
+            // (A checkpoint taken before the partition's first record has no offset.)
+            .filter_map(|m| Some((m["offsets"][0][0].as_i64()?, plugin_hash(m, "user_features"))))
+            .collect();
+        if newest.len() == 4 && newest.values().all(|h| *h != v1_hash) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not every partition swapped: {newest:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    g.produce(1);
+    g.produce(2);
+    std::thread::sleep(Duration::from_secs(1));
+    g.stop(a, "A");
+    g.finish_and_compare_to(&[], reference_v2, || g.s.actual());
 }
