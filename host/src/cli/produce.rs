@@ -4,9 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::Message;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::source::kafka::QuietContext;
 
@@ -33,8 +39,10 @@ pub struct ProduceArgs {
     /// Stop after this long (e.g. 10m), whatever --events says.
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
-    /// Also write every line sent to this file (a tee: the broker is still
-    /// needed; `featherflow gen` writes a log without one).
+    /// Also write every event the broker acknowledged to this file, as it
+    /// acknowledges them (a tee: the broker is still needed; `featherflow
+    /// gen` writes a log without one). Events it did not take are not
+    /// written: they are counted, and `produce` then fails saying how many.
     #[arg(long)]
     pub to_file: Option<String>,
     /// A fixed scenario instead of random events: `sessions` reproduces the
@@ -58,8 +66,18 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     } else {
         cc.set("linger.ms", "5");
     }
-    let producer: ThreadedProducer<QuietContext> = cc
-        .create_with_context(QuietContext::default())
+    let tee = match &args.to_file {
+        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("--to-file {p}"))?,
+        ))),
+        None => None,
+    };
+    let producer: ThreadedProducer<ProduceContext> = cc
+        .create_with_context(ProduceContext {
+            quiet: QuietContext::default(),
+            tee,
+            undelivered: AtomicU64::new(0),
+        })
         .context("creating the Kafka producer")?;
     // A broker that does not answer is one clear error within 10 s, not a
     // stream of librdkafka errors and a flush timeout a minute later.
@@ -70,21 +88,11 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     let cfg = ParserConfig::default();
     let started = Instant::now();
     let mut sent = 0u64;
-    let mut copy = match &args.to_file {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("--to-file {p}"))?,
-        )),
-        None => None,
-    };
     let deadline = args.duration.map(|d| started + *d);
     let mut last_progress = Instant::now();
     let mut send = |line: &str| -> anyhow::Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Stop.into());
-        }
-        if let Some(f) = copy.as_mut() {
-            use std::io::Write;
-            writeln!(f, "{line}")?;
         }
         let key = parse_event(line.as_bytes(), &cfg).ok().map(|e| e.user_id.into_owned());
         let mut record = BaseRecord::<str, str>::to(&args.topic).payload(line);
@@ -149,12 +157,72 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     producer
         .flush(Duration::from_secs(60))
         .with_context(|| format!("Kafka broker at {}: not every event was delivered", args.brokers))?;
+    let context = producer.context();
+    if let Some(tee) = &context.tee {
+        use std::io::Write;
+        tee.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
+    }
+    let undelivered = context.undelivered.load(Ordering::Relaxed);
+    anyhow::ensure!(
+        undelivered == 0,
+        "{undelivered} of {sent} events were not delivered to {} (the broker refused them or went away; see the log){}",
+        args.brokers,
+        if args.to_file.is_some() {
+            "; --to-file holds the delivered ones"
+        } else {
+            ""
+        }
+    );
     eprintln!(
         "produced {sent} events to {} in {:.1}s",
         args.topic,
         started.elapsed().as_secs_f64()
     );
     Ok(sent)
+}
+
+/// The producer's callbacks: librdkafka's errors through a [`QuietContext`];
+/// each acknowledged event teed to `--to-file`, each failed one counted.
+struct ProduceContext {
+    quiet: QuietContext,
+    tee: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
+    undelivered: AtomicU64,
+}
+
+impl ClientContext for ProduceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.quiet.log(level, fac, log_message)
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.quiet.error(error, reason)
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                self.quiet.ok();
+                if let Some(tee) = &self.tee {
+                    use std::io::Write;
+                    let mut f = tee.lock().unwrap_or_else(|e| e.into_inner());
+                    let written = f
+                        .write_all(m.payload().unwrap_or(b""))
+                        .and_then(|()| f.write_all(b"\n"));
+                    if let Err(e) = written {
+                        tracing::error!(error = %e, "--to-file: cannot write");
+                    }
+                }
+            }
+            Err((e, _)) => {
+                self.undelivered.fetch_add(1, Ordering::Relaxed);
+                self.quiet.error(e.clone(), "delivery failed");
+            }
+        }
+    }
 }
 
 /// `--duration` ran out.

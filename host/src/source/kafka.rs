@@ -15,7 +15,6 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use smallvec::SmallVec;
 
@@ -73,17 +72,6 @@ impl ClientContext for QuietContext {
 }
 
 impl ConsumerContext for QuietContext {}
-
-impl ProducerContext for QuietContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => self.ok(),
-            Err((e, _)) => self.failed(&format_args!("delivery failed: {e}")),
-        }
-    }
-}
 
 /// The consumer's settings: offsets are the checkpoint's (no auto commit),
 /// then `kafka.properties` over them.
