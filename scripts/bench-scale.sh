@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Scale-out benchmark (not a test): 1, 2 and 3 engines in one consumer group
-# (kafka.assignment = "group", checkpoints in a file:// store) read the same
-# EVENTS events from a topic of PARTITIONS partitions; the engines start
-# STAGGER seconds apart, so partitions move while they work. For each round:
-# events/s in total and engine CPU-s per million events (all engines), the
-# pause of each partition that moved (from its release by the old owner to
-# its resumption by the new one: p50/p99/max), restore time per MB of state,
-# fire-to-Redis p99, and Redis operations per second. On 2 cores the point is
-# the cost of a move and that nothing is lost, not a linear speed-up: the
-# round ends by comparing Redis with `featherflow replay` of the same events.
+# (kafka.assignment = "group", checkpoints every 5 s in a file:// store).
+# For each engine count W, a fresh topic of PARTITIONS partitions holds the
+# same EVENTS events (event time EVENT_RATE events/s, so windows fire as the
+# backlog is read):
+#   1. W engines start together and read the backlog: events/s in total and
+#      engine CPU-s per million events (all engines), fire-to-Redis p99, Redis
+#      commands per second;
+#   2. one more engine joins, then leaves (SIGTERM): partitions move twice.
+#      Each move's pause, from the old owner's revocation to the new owner's
+#      resumption (p50/p99/max), and restore time per MB of checkpoint;
+#   3. the engines stop, `run --bounded` fires what is still open, and Redis
+#      (without `_window_end`) must equal `featherflow replay` of the events.
+# Broker, Redis and every engine share the machine's cores: on 2 cores the
+# point is the cost of a move and that nothing is lost, not a speed-up.
 #   EVENTS=1000000 USERS=100000 PARTITIONS=6 WORKERS="1 2 3" scripts/bench-scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,17 +21,17 @@ EVENTS=${EVENTS:-1000000}
 USERS=${USERS:-100000}
 PARTITIONS=${PARTITIONS:-6}
 WORKERS=${WORKERS:-1 2 3}
-STAGGER=${STAGGER:-3}
+EVENT_RATE=${EVENT_RATE:-200}
 scripts/deps.sh >/dev/null
 make -s engine plugins >/dev/null
 
 DIR=$(mktemp -d /tmp/featherflow-scale.XXXXXX)
 . scripts/lib/services.sh
 start_services
-trap 'kill $RPID $KPID 2>/dev/null; pkill -f "featherflow run --config $DIR" 2>/dev/null || true; rm -rf "$DIR"' EXIT
+trap 'kill $RPID $KPID 2>/dev/null; pkill -f "featherflow run --config $DIR" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 
-echo "== generating $EVENTS events ($USERS users, 2000 ev/s of event time, 0-9 s out of order); reference: featherflow replay into Redis db 15"
-target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
+echo "== generating $EVENTS events ($USERS users, $EVENT_RATE ev/s of event time); reference: featherflow replay into Redis db 15"
+target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate "$EVENT_RATE" --out "$DIR/events.jsonl"
 RUST_LOG=warn target/release/featherflow replay --events "$DIR/events.jsonl" --plugins plugins \
   --redis "redis://127.0.0.1:$RPORT/15" --dead-letter '' 2>/dev/null
 
@@ -55,15 +60,14 @@ dead-letter = ""
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"
 TOML
-  echo "== $W engine(s), $PARTITIONS partitions, started ${STAGGER}s apart"
-  PYTHONPATH=scripts/lib python3 - "$DIR" "$W" "$STAGGER" "$EVENTS" "$RPID" "$RPORT" "$PARTITIONS" <<'PY'
-import json, os, re, signal, subprocess, sys, time, urllib.request
+  echo "== $W engine(s), $PARTITIONS partitions"
+  PYTHONPATH=scripts/lib python3 - "$DIR" "$W" "$EVENTS" "$RPID" "$RPORT" "$PARTITIONS" <<'PY'
+import json, re, signal, socket, subprocess, sys, time, urllib.request
 from datetime import datetime
 from bench import cpu
-d, workers, stagger, events, rpid, rport, partitions = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
+d, workers, events, rpid, rport, partitions = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
 config = f"{d}/scale-{workers}.toml"
-def port():
-    import socket
+def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 def redis_ops():
     out = subprocess.run(["redis-cli", "-p", rport, "info", "stats"], capture_output=True, text=True).stdout
@@ -73,40 +77,59 @@ def get(p, path):
         return json.load(urllib.request.urlopen(f"http://127.0.0.1:{p}{path}", timeout=2))
     except Exception:
         return None
-procs, ports, logs = [], [], []
-t0, ops0, redis0 = time.time(), redis_ops(), cpu(rpid)
-for i in range(workers):
-    if i:
-        time.sleep(stagger)
-    p = port()
-    log = f"{d}/worker-{workers}-{i + 1}.log"
-    procs.append(subprocess.Popen(["target/release/featherflow", "run", "--config", config],
-                                  env={"RUST_LOG": "info", "PATH": "/usr/bin:/bin", "FEATHERFLOW_API_LISTEN": f"127.0.0.1:{p}"},
-                                  stderr=open(log, "w"), stdout=subprocess.DEVNULL))
-    ports.append(p); logs.append(log)
-# Done when every partition is owned and every event read (the positions:
-# the test broker reports end offsets short after a batched produce).
-while True:
-    time.sleep(0.5)
+engines = []  # (process, api port, log)
+def start(name):
+    p = free_port()
+    log = f"{d}/{name}.log"
+    proc = subprocess.Popen(["target/release/featherflow", "run", "--config", config],
+                            env={"RUST_LOG": "info", "PATH": "/usr/bin:/bin", "FEATHERFLOW_API_LISTEN": f"127.0.0.1:{p}"},
+                            stderr=open(log, "w"), stdout=subprocess.DEVNULL)
+    engines.append((proc, p, log))
+    return proc, p
+def owned():
     seen = {}
-    for p in ports:
-        for part in get(p, "/api/partitions") or []:
-            seen[part["partition"]] = part["position"]
-    if len(seen) == partitions and sum(seen.values()) >= events:
-        break
-    if time.time() - t0 > 1800:
-        sys.exit(f"not done after 30 minutes: {seen}")
+    for proc, p, _ in engines:
+        if proc.poll() is None:
+            for part in get(p, "/api/partitions") or []:
+                seen[part["partition"]] = part["position"]
+    return seen
+def wait(what, cond, limit=1800):
+    t = time.time()
+    while not cond():
+        if time.time() - t > limit:
+            sys.exit(f"{what}: not after {limit} s: {owned()}")
+        time.sleep(0.2)
+# 1. W engines read the backlog. The clock starts when the first partition is
+#    assigned (joining the group takes a few seconds, and is not reading).
+for i in range(workers):
+    start(f"engine-{workers}-{i + 1}")
+wait("a first assignment", lambda: len(owned()) > 0, 120)
+t0, ops0, redis0 = time.time(), redis_ops(), cpu(rpid)
+cpu0 = sum(cpu(proc.pid) for proc, _, _ in engines)
+wait("the backlog read", lambda: len(owned()) == partitions and sum(owned().values()) >= events)
 wall = time.time() - t0
 ops, redis_cpu = redis_ops() - ops0, cpu(rpid) - redis0
-engine_cpu = sum(cpu(p.pid) for p in procs)
-for p in procs:
-    p.send_signal(signal.SIGTERM)
-for p in procs:
-    p.wait(timeout=60)
-# From the logs: each move's pause, each restore's time and size.
+engine_cpu = sum(cpu(proc.pid) for proc, _, _ in engines) - cpu0
+print(f"   backlog: {events / wall:,.0f} events/s in total ({wall:.1f} s); engine CPU {engine_cpu:.1f} s = {engine_cpu / events * 1e6:.2f} CPU-s per million events")
+print(f"   Redis (one node): {ops / wall:,.0f} commands/s, {redis_cpu:.1f} CPU-s")
+# 2. One more engine joins (partitions move to it), then leaves (they move back).
+time.sleep(6)  # a checkpoint of the caught-up state (every 5 s)
+extra, port = start(f"engine-{workers}-extra")
+wait("the extra engine's share", lambda: len(get(port, "/api/partitions") or []) > 0, 120)
+time.sleep(6)
+extra.send_signal(signal.SIGTERM)
+extra.wait(timeout=60)
+wait("every partition owned again", lambda: len(owned()) == partitions, 120)
+time.sleep(1)
+for proc, _, _ in engines:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+for proc, _, _ in engines:
+    proc.wait(timeout=60)
+# From the logs: each move's pause, each restore's time and size, p99s.
 ts = lambda line: datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
 revoked, resumed, sizes, restores, p99s = {}, [], {}, [], []
-for log in logs:
+for _, _, log in engines:
     for line in open(log, errors="replace"):
         if "partitions revoked by the group" in line and "lost=false" in line:
             for p in re.search(r"partitions=\[([\d, ]*)\]", line).group(1).split(","):
@@ -118,10 +141,10 @@ for log in logs:
             m = re.search(r"partition-(\d+)/chk-(\d+) size=(\d+)", line)
             if m:
                 sizes[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
-        elif "partition started" in line and "restore_ms=" in line:
-            m = re.search(r"partition=(\d+) checkpoint=Some\((\d+)\) restore_ms=Some\((\d+)\)", line)
+        elif "partition started" in line:
+            m = re.search(r"partition=(\d+) checkpoint=Some\((\d+)\) restore_ms=([\d.]+)", line)
             if m:
-                restores.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
+                restores.append((int(m.group(1)), int(m.group(2)), float(m.group(3))))
         elif line.startswith("run:"):
             m = re.search(r"p99 ([\d.]+) ms", line)
             if m:
@@ -133,12 +156,11 @@ for p, t in resumed:
         pauses.append((t - max(before)) * 1000)
 pauses.sort()
 q = lambda xs, f: xs[min(len(xs) - 1, int(len(xs) * f))] if xs else float("nan")
-per_mb = [ms / (sizes[(p, c)] / 1e6) for p, c, ms in restores if sizes.get((p, c))]
-print(f"   {events / wall:,.0f} events/s in total ({wall:.1f} s); engine CPU {engine_cpu:.1f} s = {engine_cpu / events * 1e6:.2f} CPU-s per million events")
-print(f"   partition moves: {len(pauses)}, pause p50 {q(pauses, .5):.0f} ms, p99 {q(pauses, .99):.0f} ms, max {max(pauses, default=float('nan')):.0f} ms")
-print(f"   restores: {len(restores)}, {sum(per_mb) / max(len(per_mb), 1):.1f} ms per MB of state (mean)")
+per_mb = [(ms, sizes[(p, c)]) for p, c, ms in restores if sizes.get((p, c))]
+mb = sum(b for _, b in per_mb) / 1e6
+print(f"   moves (one engine joining, then leaving): {len(pauses)} partition moves, pause p50 {q(pauses, .5):.0f} ms, p99 {q(pauses, .99):.0f} ms, max {max(pauses, default=float('nan')):.0f} ms")
+print(f"   restores: {len(per_mb)} of {mb:.1f} MB in all, {sum(ms for ms, _ in per_mb) / max(mb, 1e-9):.1f} ms per MB")
 print(f"   fire-to-Redis p99 per engine: {', '.join(f'{x:.0f} ms' for x in p99s) or 'n/a'}")
-print(f"   Redis (one node): {ops / wall:,.0f} commands/s, {redis_cpu:.1f} CPU-s")
 PY
   echo "   firing what is still open (run --bounded), then comparing with the replay"
   RUST_LOG=warn target/release/featherflow run --bounded --no-api --config "$DIR/scale-$W.toml" 2>/dev/null

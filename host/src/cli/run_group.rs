@@ -377,7 +377,7 @@ fn run_partition(
     tracing::info!(
         partition = p,
         checkpoint = ?restored.as_ref().map(|m| m.id),
-        restore_ms = pipeline.summary().restore_time.map(|d| d.as_millis() as u64),
+        restore_ms = pipeline.summary().restore_time.map(|d| d.as_secs_f64() * 1000.0),
         "partition started"
     );
     let stopped = || stop.load(Ordering::Relaxed);
