@@ -21,12 +21,9 @@ INTERVAL=${INTERVAL:-5s}
 LIVE_SECONDS=${LIVE_SECONDS:-70}
 LIVE_RATE=${LIVE_RATE:-20000}
 LIVE_EVENT_RATE=$((LIVE_RATE / 30))
-scripts/deps.sh >/dev/null
-make -s engine plugins >/dev/null
 
-DIR=$(mktemp -d /tmp/featherflow-bench.XXXXXX)
 . scripts/lib/services.sh
-start_services
+bench_setup bench
 trap 'kill $RPID $KPID 2>/dev/null; rm -rf "$DIR"' EXIT
 create_topic ecommerce-events 4
 

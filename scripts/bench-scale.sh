@@ -22,12 +22,9 @@ USERS=${USERS:-100000}
 PARTITIONS=${PARTITIONS:-6}
 WORKERS=${WORKERS:-1 2 3}
 EVENT_RATE=${EVENT_RATE:-200}
-scripts/deps.sh >/dev/null
-make -s engine plugins >/dev/null
 
-DIR=$(mktemp -d /tmp/featherflow-scale.XXXXXX)
 . scripts/lib/services.sh
-start_services
+bench_setup scale
 trap 'kill $RPID $KPID 2>/dev/null; pkill -f "featherflow run --config $DIR" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$DIR"' EXIT
 
 echo "== generating $EVENTS events ($USERS users, $EVENT_RATE ev/s of event time); reference: featherflow replay into Redis db 15"

@@ -1,6 +1,8 @@
 # Services for the benchmark scripts (sourced): a Redis and a tansu broker on
 # free loopback ports, logging into $DIR.
-#   start_services   sets RPORT/RPID (redis-server) and KPORT/KPID (tansu)
+#   bench_setup NAME  deps, the engine and plugins built, DIR a fresh
+#                     /tmp/featherflow-NAME.XXXXXX, and start_services
+#   start_services    sets RPORT/RPID (redis-server) and KPORT/KPID (tansu)
 # TANSU (default .tools/tansu) and TANSU_STORAGE (default memory://tansu/)
 # choose the broker.
 
@@ -27,4 +29,11 @@ start_services() {
 
 create_topic() { # name partitions
   "${TANSU:-.tools/tansu}" topic create "$1" --partitions "$2" --broker "tcp://127.0.0.1:$KPORT" >/dev/null
+}
+
+bench_setup() { # name
+  scripts/deps.sh >/dev/null
+  make -s engine plugins >/dev/null
+  DIR=$(mktemp -d "/tmp/featherflow-$1.XXXXXX")
+  start_services
 }

@@ -149,6 +149,17 @@ pub(super) fn fill_block<'a>(
     (block, None)
 }
 
+/// A block handed over: records, then the error that ended it, if any.
+pub(super) fn polled(
+    failed: Option<KafkaError>,
+    unavailable: impl FnOnce(String) -> SourceError,
+) -> Result<Polled, SourceError> {
+    match failed {
+        Some(e) => Err(unavailable(e.to_string())),
+        None => Ok(Polled::Records),
+    }
+}
+
 /// A run of messages as the records a [`Source`] hands over.
 pub(super) fn lines_of<'a>(run: &'a [BorrowedMessage<'_>]) -> SmallVec<[(u64, &'a [u8]); BLOCK]> {
     run.iter()
@@ -363,10 +374,7 @@ impl Source for KafkaSource {
             self.next.insert(p, run[run.len() - 1].offset() + 1);
         }
         self.last_message = Instant::now();
-        match failed {
-            Some(e) => Err(self.unavailable(e.to_string())),
-            None => Ok(Polled::Records),
-        }
+        polled(failed, |reason| self.unavailable(reason))
     }
 
     fn is_bounded(&self) -> bool {

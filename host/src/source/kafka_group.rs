@@ -25,7 +25,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::kafka::{QuietContext, client_config, commit_courtesy, fill_block, lines_of, wait_for_partitions};
+use super::kafka::{QuietContext, client_config, commit_courtesy, fill_block, lines_of, polled, wait_for_partitions};
 use super::{Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
 
@@ -349,10 +349,7 @@ impl Source for PartitionSource {
         f(self.partition as u32, &lines_of(&block));
         self.next = Some(block[block.len() - 1].offset() + 1);
         self.last_message = Instant::now();
-        match failed {
-            Some(e) => Err(self.unavailable(e.to_string())),
-            None => Ok(Polled::Records),
-        }
+        polled(failed, |reason| self.unavailable(reason))
     }
 
     fn is_bounded(&self) -> bool {

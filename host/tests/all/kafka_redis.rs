@@ -142,6 +142,19 @@ impl Setup {
         services::dump(self.redis.port, 1)
     }
 
+    /// The replay of the whole log with `v2-user-activity` in place of
+    /// user-activity, in Redis db 2.
+    fn reference_with_v2(&self) -> Dump {
+        let v2_dir = plugin_dir(&["session-stats"]);
+        std::fs::copy(
+            crate::guest("v2-user-activity"),
+            v2_dir.path().join("user-activity.wasm"),
+        )
+        .unwrap();
+        self.replay_into(v2_dir.path(), 2);
+        services::dump(self.redis.port, 2)
+    }
+
     fn actual(&self) -> Dump {
         services::dump(self.redis.port, 0)
     }
@@ -516,14 +529,7 @@ fn hot_swap_then_sigkill_resumes_with_the_new_version() {
     std::fs::write(&first, lines[..half].join("\n") + "\n").unwrap();
     std::fs::write(&second, lines[half..].join("\n") + "\n").unwrap();
     // The reference with v2: what every key's last window must hold.
-    let v2_dir = plugin_dir(&["session-stats"]);
-    std::fs::copy(
-        crate::guest("v2-user-activity"),
-        v2_dir.path().join("user-activity.wasm"),
-    )
-    .unwrap();
-    s.replay_into(v2_dir.path(), 2);
-    let (reference_v1, reference_v2) = (s.reference(), services::dump(s.redis.port, 2));
+    let (reference_v1, reference_v2) = (s.reference(), s.reference_with_v2());
     assert!(
         reference_v1.len() == reference_v2.len() && reference_v1 != reference_v2,
         "v1 and v2 must write the same keys with distinguishable values"
@@ -1267,14 +1273,7 @@ fn a_hot_swap_reaches_every_partition_of_a_group_member() {
     // deploy must reach every one, with its states kept. Every user's last
     // windows fire after the swap, so Redis ends as a replay with v2.
     let s = setup_unproduced(240_000, 2_000);
-    let v2_dir = plugin_dir(&["session-stats"]);
-    std::fs::copy(
-        crate::guest("v2-user-activity"),
-        v2_dir.path().join("user-activity.wasm"),
-    )
-    .unwrap();
-    s.replay_into(v2_dir.path(), 2);
-    let reference_v2 = services::dump(s.redis.port, 2);
+    let reference_v2 = s.reference_with_v2();
     let shared = s.dir.path().join("shared");
     let g = Group::new(s, &format!("file://{}", shared.display()));
     let port = services::free_port();
