@@ -1132,14 +1132,55 @@ impl Group {
 
 #[test]
 fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
-    // kafka.assignment = "group", checkpoints in a file:// store: engine A
-    // starts alone, B joins mid-stream, A is SIGKILLed (B takes its
-    // partitions after the session timeout) and restarted, B leaves with
-    // SIGTERM; a bounded run then fires what is still open. Redis ends as
-    // the replay of the whole log.
+    // Checkpoints in a file:// store (a directory any engine reaches).
     let s = setup_unproduced(240_000, 4_000);
     let shared = s.dir.path().join("shared");
-    let g = Group::new(s, &format!("file://{}", shared.display()));
+    let url = format!("file://{}", shared.display());
+    joins_kills_and_leaves(Group::new(s, &url), &|p| {
+        std::fs::read_dir(shared.join(format!("partition-{p}")))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+}
+
+#[test]
+fn a_consumer_group_with_checkpoints_in_s3_shares_the_partitions_through_joins_kills_and_leaves() {
+    // The same with checkpoints in S3 (SeaweedFS, through the AWS_* variables).
+    let server = featherflow::state::LocalS3::start();
+    let mut s = setup_unproduced(240_000, 4_000);
+    s.env = server.env();
+    let stores: Vec<_> = (0..4).map(|p| server.store(&format!("group/partition-{p}"))).collect();
+    joins_kills_and_leaves(Group::new(s, "s3://ckpt/group"), &|p| {
+        use featherflow::state::CheckpointStore;
+        let store = &stores[p as usize];
+        let mut names: Vec<String> = store
+            .list()
+            .unwrap()
+            .iter()
+            .map(|m| format!("chk-{}.json", m.id))
+            .collect();
+        // A generation claimed: the first checkpoint id of generation 1 or later.
+        if store
+            .list()
+            .unwrap()
+            .iter()
+            .any(|m| m.id > featherflow::state::GENERATION_IDS)
+        {
+            names.push("gen-".into());
+        }
+        names
+    });
+}
+
+/// Engine A starts alone, B joins mid-stream, A is SIGKILLed (B takes its
+/// partitions after the session timeout) and restarted, B leaves with
+/// SIGTERM; a bounded run then fires what is still open, from a chosen
+/// point. Redis ends as the replay of the whole log. `stored(p)` lists
+/// what partition `p`'s store holds.
+fn joins_kills_and_leaves(g: Group, stored: &dyn Fn(u32) -> Vec<String>) {
     let (port_a, port_b) = (services::free_port(), services::free_port());
     let (mut a, b, _, _) = g.start_two(port_a, port_b);
     // A dies: B gets everything once A's session times out.
@@ -1158,11 +1199,7 @@ fn a_consumer_group_shares_the_partitions_through_joins_kills_and_leaves() {
     // Every partition has checkpoints of its own in the shared store, each
     // numbered in a generation its writer claimed.
     for p in 0..4 {
-        let dir = shared.join(format!("partition-{p}"));
-        let names: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names = stored(p);
         assert!(
             names.iter().any(|n| n.ends_with(".json")),
             "no checkpoint of partition {p}: {names:?}"
