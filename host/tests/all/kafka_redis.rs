@@ -1088,10 +1088,25 @@ impl Group {
         wait_owned(port_a, "owned every partition alone", |ps| ps.len() == 4);
         self.produce(1);
         let b = self.worker(port_b);
-        let of_b = wait_owned(port_b, "got a share", |ps| !ps.is_empty() && ps.len() < 4);
-        let of_a = wait_owned(port_a, "gave B its share", |ps| ps.len() == 4 - of_b.len());
-        assert!(of_a.iter().all(|p| !of_b.contains(p)), "A {of_a:?}, B {of_b:?}");
-        (a, b, of_a, of_b)
+        // A cooperative rebalance moves partitions in steps: wait until the
+        // two shares are settled, each non-empty, together every partition.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let (Some(of_a), Some(of_b)) = (owned(port_a), owned(port_b)) {
+                let mut all: Vec<u64> = of_a.iter().chain(&of_b).copied().collect();
+                all.sort();
+                if !of_a.is_empty() && !of_b.is_empty() && all == [0, 1, 2, 3] {
+                    return (a, b, of_a, of_b);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "A and B never shared the partitions: A {:?}, B {:?}",
+                owned(port_a),
+                owned(port_b)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stop a member with SIGTERM; it must exit cleanly.
@@ -1259,18 +1274,27 @@ fn a_frozen_group_member_that_lost_its_partitions_moves_nothing_back() {
     g.produce(2);
     std::thread::sleep(Duration::from_secs(2));
     services::signal(a.0.id(), "CONT");
-    // A finds out it lost its partitions, and rejoins.
+    // A finds out it lost its partitions (its own status still lists them
+    // until then), drops them without a checkpoint, and rejoins.
+    let log_path = g.s.dir.path().join(format!("worker-{port_a}.log"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if log.contains("lost=true") {
+            break;
+        }
+        let group_lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("kafka_group") || l.contains("run_group"))
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "A never saw its assignment lost (it owned {of_a:?}):\n{}",
+            group_lines.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     wait_owned(port_a, "rejoined with a share", |ps| !ps.is_empty() && ps.len() < 4);
-    let log = std::fs::read_to_string(g.s.dir.path().join(format!("worker-{port_a}.log"))).unwrap();
-    let group_lines: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("kafka_group") || l.contains("run_group"))
-        .collect();
-    assert!(
-        log.contains("lost=true"),
-        "A never saw its assignment lost (it owned {of_a:?}):\n{}",
-        group_lines.join("\n")
-    );
     std::thread::sleep(Duration::from_millis(700));
     g.stop(b, "B");
     g.stop(a, "A");
