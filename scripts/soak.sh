@@ -121,7 +121,8 @@ while kill -0 $PPID_GEN 2>/dev/null; do
   fi
   sleep 1
 done
-# `produce --to-file` writes the events the broker acknowledged, no others.
+# `produce --to-file` holds the events in the order they were sent; it drops
+# the ones the broker did not take when it ends.
 sent=$(wc -l <"$DIR/sent.jsonl")
 tail -c 300 "$DIR/producer.log" | tr '\r' '\n' | grep -E "not delivered" || true
 echo "== producer done: $sent events sent; letting the engine catch up, then stopping it (SIGTERM)"

@@ -5,10 +5,8 @@
 use std::time::{Duration, Instant};
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
-use rdkafka::Message;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
@@ -39,10 +37,11 @@ pub struct ProduceArgs {
     /// Stop after this long (e.g. 10m), whatever --events says.
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
-    /// Also write every event the broker acknowledged to this file, as it
-    /// acknowledges them (a tee: the broker is still needed; `featherflow
-    /// gen` writes a log without one). Events it did not take are not
-    /// written: they are counted, and `produce` then fails saying how many.
+    /// Also write the events to this file, in the order they were sent (a
+    /// tee: the broker is still needed; `featherflow gen` writes a log
+    /// without one). Events the broker did not take are removed from the
+    /// file when `produce` ends; they are counted, and `produce` then fails
+    /// saying how many.
     #[arg(long)]
     pub to_file: Option<String>,
     /// A fixed scenario instead of random events: `sessions` reproduces the
@@ -76,7 +75,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         .create_with_context(ProduceContext {
             quiet: QuietContext::default(),
             tee,
-            undelivered: AtomicU64::new(0),
+            failed: Mutex::new(Vec::new()),
         })
         .context("creating the Kafka producer")?;
     // A broker that does not answer is one clear error within 10 s, not a
@@ -90,18 +89,20 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     let mut sent = 0u64;
     let deadline = args.duration.map(|d| started + *d);
     let mut last_progress = Instant::now();
+    let context_tee = &producer.context().tee;
     let mut send = |line: &str| -> anyhow::Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Stop.into());
         }
         let key = parse_event(line.as_bytes(), &cfg).ok().map(|e| e.user_id.into_owned());
-        let mut record = BaseRecord::<str, str>::to(&args.topic).payload(line);
+        let mut record = BaseRecord::<str, str, usize>::with_opaque_to(&args.topic, sent as usize).payload(line);
         if let Some(k) = &key {
             record = record.key(k.as_str());
         }
         let mut record = Some(record);
         while let Some(r) = record.take() {
             if let Err((e, r)) = producer.send(r) {
+                // Retried below: the line is teed once it is queued.
                 if matches!(
                     e.rdkafka_error_code(),
                     Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
@@ -112,6 +113,13 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
                     anyhow::bail!("produce failed: {e}");
                 }
             }
+        }
+        if let Some(tee) = &context_tee {
+            use std::io::Write;
+            let mut f = tee.lock().unwrap_or_else(|e| e.into_inner());
+            f.write_all(line.as_bytes())
+                .and_then(|()| f.write_all(b"\n"))
+                .with_context(|| format!("--to-file {}", args.to_file.as_deref().unwrap_or("")))?;
         }
         sent += 1;
         if args.rate > 0 {
@@ -158,11 +166,15 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         .flush(Duration::from_secs(60))
         .with_context(|| format!("Kafka broker at {}: not every event was delivered", args.brokers))?;
     let context = producer.context();
-    if let Some(tee) = &context.tee {
+    let failed = std::mem::take(&mut *context.failed.lock().unwrap_or_else(|e| e.into_inner()));
+    if let (Some(tee), Some(path)) = (&context.tee, &args.to_file) {
         use std::io::Write;
         tee.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
+        if !failed.is_empty() {
+            drop_lines(path, failed.clone()).with_context(|| format!("--to-file {path}"))?;
+        }
     }
-    let undelivered = context.undelivered.load(Ordering::Relaxed);
+    let undelivered = failed.len();
     anyhow::ensure!(
         undelivered == 0,
         "{undelivered} of {sent} events were not delivered to {} (the broker refused them or went away; see the log){}",
@@ -181,12 +193,34 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     Ok(sent)
 }
 
+/// Removes the lines numbered `drop` (0-based) from the file at `path`.
+fn drop_lines(path: &str, mut drop: Vec<usize>) -> std::io::Result<()> {
+    use std::io::{BufRead, Write};
+    drop.sort_unstable();
+    let tmp = format!("{path}.tmp");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut next = drop.iter().copied().peekable();
+        for (i, line) in std::io::BufReader::new(std::fs::File::open(path)?).split(b'\n').enumerate() {
+            let line = line?;
+            if next.peek() == Some(&i) {
+                next.next();
+                continue;
+            }
+            out.write_all(&line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
 /// The producer's callbacks: librdkafka's errors through a [`QuietContext`];
-/// each acknowledged event teed to `--to-file`, each failed one counted.
+/// each event the broker did not take recorded by its sequence number.
 struct ProduceContext {
     quiet: QuietContext,
     tee: Option<Mutex<std::io::BufWriter<std::fs::File>>>,
-    undelivered: AtomicU64,
+    failed: Mutex<Vec<usize>>,
 }
 
 impl ClientContext for ProduceContext {
@@ -200,25 +234,13 @@ impl ClientContext for ProduceContext {
 }
 
 impl ProducerContext for ProduceContext {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         match result {
-            Ok(m) => {
-                self.quiet.ok();
-                if let Some(tee) = &self.tee {
-                    use std::io::Write;
-                    let mut f = tee.lock().unwrap_or_else(|e| e.into_inner());
-                    let written = f
-                        .write_all(m.payload().unwrap_or(b""))
-                        .and_then(|()| f.write_all(b"\n"));
-                    if let Err(e) = written {
-                        tracing::error!(error = %e, "--to-file: cannot write");
-                    }
-                }
-            }
+            Ok(_) => self.quiet.ok(),
             Err((e, _)) => {
-                self.undelivered.fetch_add(1, Ordering::Relaxed);
+                self.failed.lock().unwrap_or_else(|e| e.into_inner()).push(seq);
                 self.quiet.error(e.clone(), "delivery failed");
             }
         }
@@ -272,4 +294,20 @@ fn scenario(name: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         format!("session_features:222:{}", at(3, 0)),
     ];
     Ok((lines, keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_lines;
+
+    #[test]
+    fn the_undelivered_lines_leave_the_tee_and_the_rest_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sent.jsonl");
+        std::fs::write(&path, "a\nb\nc\nd\ne\n").unwrap();
+        drop_lines(path.to_str().unwrap(), vec![3, 0]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b\nc\ne\n");
+        drop_lines(path.to_str().unwrap(), vec![2]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "b\nc\n");
+    }
 }
