@@ -27,6 +27,8 @@ pub struct ViewStatus {
     pub version: String,
     pub hash: String,
     pub state_version: u32,
+    /// The instance's memory limit (the plugin's own, or the default).
+    pub memory_limit_mib: usize,
     pub window: String,
     pub loaded_since_ms: i64,
     pub open_states: usize,
@@ -520,7 +522,12 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
     metric(
         "plugin_instance_recycles_total",
         "counter",
-        "Plugin instances replaced per view because their memory passed the high-water mark (3/4 of plugins.memory-limit-mib).",
+        "Plugin instances replaced per view because their memory passed the high-water mark (3/4 of the plugin's memory limit).",
+    );
+    metric(
+        "plugin_memory_limit_bytes",
+        "gauge",
+        "Per view: the plugin instance's memory limit (its own, or plugins.memory-limit-mib).",
     );
     metric("plugin_calls_total", "counter", "Plugin calls per view.");
     metric("plugin_seconds_total", "counter", "Time in plugin calls per view.");
@@ -639,6 +646,11 @@ pub fn render_metrics(s: &Status, r: &RedisStats, now_ms: i64) -> String {
             o,
             "featherflow_plugin_instance_recycles_total{{{l}}} {}",
             st.instance_recycles
+        );
+        let _ = writeln!(
+            o,
+            "featherflow_plugin_memory_limit_bytes{{{l}}} {}",
+            v.memory_limit_mib << 20
         );
         let _ = writeln!(o, "featherflow_plugin_calls_total{{{l}}} {}", st.plugin_calls);
         let _ = writeln!(

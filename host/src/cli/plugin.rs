@@ -51,13 +51,15 @@ pub fn run(c: PluginCommand) -> anyhow::Result<ExitCode> {
 fn plugin_inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
     // The compiled-component cache of the default configuration (and the
     // environment): an interpreted plugin compiles for seconds.
-    let plugin_engine = PluginEngine::from_config(&crate::config::Config::load(None)?)?;
-    let p = plugin_engine.load_file(wasm, Limits::default())?;
+    let config = crate::config::Config::load(None)?;
+    let plugin_engine = PluginEngine::from_config(&config)?;
+    let p = plugin_engine.load_file(wasm, Limits::from_config(&config))?;
     let d = &p.declaration;
     if json {
         let v = serde_json::json!({
             "path": wasm.display().to_string(),
             "sha256": p.hash,
+            "memory_limit_mib": p.limits.memory_bytes >> 20,
             "declaration": d,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -72,6 +74,7 @@ fn plugin_inspect(wasm: &Path, json: bool) -> anyhow::Result<ExitCode> {
     println!("key field:     {}", d.key_field);
     println!("ttl:           {} s", d.ttl_seconds);
     println!("state version: {}", d.state_version);
+    println!("memory limit:  {} MiB", p.limits.memory_bytes >> 20);
     println!("fields:");
     for f in d.fields.iter() {
         println!("  {:<24} {:?}", f.name, f.ty);

@@ -205,9 +205,15 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     all.push((
         "featherflow-plugin.toml",
         format!(
-            "# Made by `featherflow plugin new`; read by `featherflow plugin build`.\nname = \"{}\"\nlang = \"{}\"\n",
+            "# Made by `featherflow plugin new`; read by `featherflow plugin build`.\nname = \"{}\"\nlang = \"{}\"\n{}",
             args.name,
-            args.lang.as_str()
+            args.lang.as_str(),
+            match args.lang {
+                // An interpreter's heap grows between collections: room for
+                // it, so that the engine replaces the instance less often.
+                Lang::Python | Lang::Js => "# The plugin's memory limit (the engine caps it with plugins.max-memory-limit-mib).\nmemory-limit-mib = 128\n",
+                Lang::Rust => "# The plugin's memory limit (default: the engine's plugins.memory-limit-mib).\n# memory-limit-mib = 64\n",
+            }
         ),
     ));
     for (path, text) in all {
@@ -232,9 +238,13 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Manifest {
     name: String,
     lang: String,
+    /// The plugin's own memory limit, built into the component (see
+    /// `plugin::sections`); the engine's `plugins.max-memory-limit-mib` caps it.
+    memory_limit_mib: Option<usize>,
 }
 
 /// `featherflow plugin build`.
@@ -269,6 +279,15 @@ pub fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         Lang::Rust => build_rust(&dir, &manifest.name, &tmp)?,
         Lang::Python => build_python(&dir, &tmp, &tools_dir(&config)?)?,
         Lang::Js => build_js(&dir, &tmp, &tools_dir(&config)?)?,
+    }
+    if let Some(mib) = manifest.memory_limit_mib {
+        anyhow::ensure!(
+            mib >= 2,
+            "{}: memory-limit-mib: must be at least 2",
+            manifest_path.display()
+        );
+        let bytes = std::fs::read(&tmp)?;
+        std::fs::write(&tmp, crate::plugin::sections::with_memory_limit(bytes, mib))?;
     }
     std::fs::rename(&tmp, &out)?;
     println!(

@@ -202,6 +202,8 @@ pub struct PluginsConfig {
     /// ("" = `~/.cache/featherflow/tools`).
     pub tools_dir: String,
     pub memory_limit_mib: usize,
+    /// The most a plugin may declare for itself (`featherflow-plugin.toml`).
+    pub max_memory_limit_mib: usize,
     #[serde(with = "humantime_serde_compat")]
     pub batch_deadline: Duration,
     pub max_failures: u32,
@@ -501,6 +503,9 @@ impl Config {
         }
         if self.plugins.memory_limit_mib < 2 {
             return Err("plugins.memory-limit-mib: must be at least 2".into());
+        }
+        if self.plugins.max_memory_limit_mib < self.plugins.memory_limit_mib {
+            return Err("plugins.max-memory-limit-mib: must be at least plugins.memory-limit-mib".into());
         }
         if self.output.max_file_mib == 0 {
             return Err("output.max-file-mib: must be at least 1".into());

@@ -90,6 +90,7 @@ impl StatusPublisher {
                     version: p.declaration.version.clone(),
                     hash: p.hash.clone(),
                     state_version: p.declaration.state_version,
+                    memory_limit_mib: p.limits.memory_bytes >> 20,
                     window: p.declaration.window.to_string(),
                     loaded_since_ms: v.loaded_since_ms,
                     open_states: v.open_states(),

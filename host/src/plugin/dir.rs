@@ -36,10 +36,12 @@ pub fn load_dir(engine: &PluginEngine, dir: &Path, limits: Limits) -> Result<Vec
 }
 
 impl Limits {
-    /// The limits `plugins.memory-limit-mib` and `plugins.batch-deadline` set.
+    /// The limits `plugins.memory-limit-mib`, `plugins.max-memory-limit-mib`
+    /// and `plugins.batch-deadline` set.
     pub fn from_config(config: &crate::config::Config) -> Self {
         Limits {
             memory_bytes: config.plugins.memory_limit_mib << 20,
+            max_memory_bytes: config.plugins.max_memory_limit_mib << 20,
             deadline: config.plugins.batch_deadline,
         }
     }

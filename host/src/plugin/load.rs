@@ -42,6 +42,7 @@ impl PluginEngine {
             reason,
         };
         let started = Instant::now();
+        let limits = declared_limits(bytes, limits).map_err(&refused)?;
         let (component, from_cache) = self.compile(bytes, &hash).map_err(&refused)?;
         let pre = self
             .inner
@@ -75,6 +76,25 @@ impl PluginEngine {
         plugin.compile_time = started.elapsed();
         Ok(plugin)
     }
+}
+
+/// `limits` with the memory limit the component declares for itself, if it
+/// declares one within `limits.max_memory_bytes`.
+fn declared_limits(bytes: &[u8], limits: Limits) -> Result<Limits, String> {
+    let Some(mib) = super::sections::declared_memory_limit_mib(bytes)? else {
+        return Ok(limits);
+    };
+    if mib < 2 || mib << 20 > limits.max_memory_bytes {
+        return Err(format!(
+            "declares a memory limit of {mib} MiB (custom section {}), outside 2..={} MiB (plugins.max-memory-limit-mib)",
+            super::sections::MEMORY_LIMIT_SECTION,
+            limits.max_memory_bytes >> 20
+        ));
+    }
+    Ok(Limits {
+        memory_bytes: mib << 20,
+        ..limits
+    })
 }
 
 impl PluginEngine {

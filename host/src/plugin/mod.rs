@@ -40,6 +40,7 @@ mod load;
 mod output;
 pub mod runtime;
 mod sandbox;
+pub mod sections;
 pub mod value;
 pub mod watch;
 

@@ -21,6 +21,9 @@ use super::output::GuestOutput;
 pub struct Limits {
     /// Linear memory per instance.
     pub memory_bytes: usize,
+    /// The most a plugin may declare for itself in place of `memory_bytes`
+    /// (see [`super::sections`]); a plugin declaring more is refused.
+    pub max_memory_bytes: usize,
     /// Wall-clock budget of one call (one batch). Enforced with epoch
     /// interruption rather than fuel: fuel costs every instruction, epochs
     /// cost one check per loop header and function entry.
@@ -40,6 +43,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_bytes: 64 << 20,
+            max_memory_bytes: 512 << 20,
             deadline: Duration::from_secs(1),
         }
     }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use featherflow::engine::{Engine, EngineConfig, Position};
-use featherflow::plugin::{Limits, PluginEngine, PluginError};
+use featherflow::plugin::sections::with_memory_limit;
+use featherflow::plugin::{Limits, Plugin, PluginEngine, PluginError};
 use featherflow::sink::{FeatureRecord, RecordLog, Sink, SinkError};
 
 use crate::guest;
@@ -15,6 +16,7 @@ use crate::guest;
 fn limits() -> Limits {
     Limits {
         memory_bytes: 32 << 20,
+        max_memory_bytes: 128 << 20,
         deadline: Duration::from_millis(200),
     }
 }
@@ -59,9 +61,14 @@ fn malformed_output_fails_the_dry_run() {
 /// Run the seed user-activity view beside a misbehaving view over events
 /// with a few `poison` events; returns the engine and what the sink got.
 fn run_beside(bad: &str, lines: &[String]) -> (Engine, Vec<FeatureRecord>, String) {
+    let bad = PluginEngine::new().unwrap().load_file(&guest(bad), limits()).unwrap();
+    run_beside_plugin(bad, lines)
+}
+
+fn run_beside_plugin(bad: Plugin, lines: &[String]) -> (Engine, Vec<FeatureRecord>, String) {
     let plugins = PluginEngine::new().unwrap();
     let good = Arc::new(plugins.load_file(&guest("user-activity"), limits()).unwrap());
-    let bad = Arc::new(plugins.load_file(&guest(bad), limits()).unwrap());
+    let bad = Arc::new(bad);
     let sink = Collect::default();
     let mut engine = Engine::new(
         EngineConfig {
@@ -178,6 +185,35 @@ fn an_instance_whose_memory_creeps_up_is_replaced_before_it_fails() {
     assert_eq!(bad.stats.dead_lettered, 0);
     assert!(bad.stats.instance_recycles >= 1, "{:?}", bad.stats);
     assert_eq!(records.iter().filter(|r| &*r.view == "test_memory_bomb").count(), 3);
+}
+
+#[test]
+fn a_plugin_that_declares_more_memory_gets_it_within_the_cap() {
+    // The same leaking guest as above, declaring 96 MiB (the default here
+    // is 32, the cap 128): 40 MiB of leaks stay below its high-water mark.
+    let bytes = with_memory_limit(std::fs::read(guest("memory-bomb")).unwrap(), 96);
+    let plugins = PluginEngine::new().unwrap();
+    let bad = plugins.load(&bytes, "memory-bomb (96 MiB)", limits()).unwrap();
+    assert_eq!(bad.limits.memory_bytes, 96 << 20);
+    let lines: Vec<String> = (0..40)
+        .map(|i| line(1_704_067_200_000 + i * 1_000, "grow", &format!("u{}", i % 3)))
+        .collect();
+    let (engine, records, dead) = run_beside_plugin(bad, &lines);
+    let bad = &engine.views()[1];
+    assert_eq!(bad.stats.plugin_errors, 0, "{dead}");
+    assert_eq!(bad.stats.instance_recycles, 0, "{:?}", bad.stats);
+    assert_eq!(records.iter().filter(|r| &*r.view == "test_memory_bomb").count(), 3);
+
+    // Past the cap, the plugin is refused, naming the limit and the key.
+    let greedy = with_memory_limit(std::fs::read(guest("user-activity")).unwrap(), 200);
+    let err = plugins.load(&greedy, "greedy", limits()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, PluginError::Refused { .. })
+            && msg.contains("200 MiB")
+            && msg.contains("plugins.max-memory-limit-mib"),
+        "{msg}"
+    );
 }
 
 #[test]

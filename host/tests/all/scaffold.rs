@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::{featherflow, root, run_ok};
 
-fn new_build_test(lang: &str, unit_test: &[&str]) {
+/// `memory_mib`: the memory limit the built component must declare.
+fn new_build_test(lang: &str, unit_test: &[&str], memory_mib: usize) {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("p");
     let name = format!("revenue-{lang}");
@@ -27,6 +28,13 @@ fn new_build_test(lang: &str, unit_test: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    if lang == "rust" {
+        // The Rust template leaves the limit to the engine; declare one.
+        let manifest = project.join("featherflow-plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(text.contains("# memory-limit-mib = 64"), "{text}");
+        std::fs::write(&manifest, text.replace("# memory-limit-mib = 64", &format!("memory-limit-mib = {memory_mib}"))).unwrap();
+    }
     // Toolchains are kept between runs, beside the build's other outputs.
     let tools = root().join("target/plugin-tools");
     run_ok(
@@ -38,6 +46,7 @@ fn new_build_test(lang: &str, unit_test: &[&str]) {
     let wasm = project.join(format!("{name}.wasm"));
     let (stdout, _) = run_ok(featherflow().args(["plugin", "inspect"]).arg(&wasm));
     assert!(stdout.contains(&format!("revenue_{lang}")), "{stdout}");
+    assert!(stdout.contains(&format!("memory limit:  {memory_mib} MiB")), "{stdout}");
     let (_, stderr) = run_ok(
         featherflow()
             .args(["plugin", "test"])
@@ -55,17 +64,17 @@ fn new_build_test(lang: &str, unit_test: &[&str]) {
 
 #[test]
 fn a_new_rust_plugin_tests_builds_and_matches_its_expected_output() {
-    new_build_test("rust", &["cargo", "test", "-q"]);
+    new_build_test("rust", &["cargo", "test", "-q"], 80);
 }
 
 #[test]
 fn a_new_python_plugin_tests_builds_and_matches_its_expected_output() {
-    new_build_test("python", &["python3", "-m", "unittest", "discover", "-s", "tests"]);
+    new_build_test("python", &["python3", "-m", "unittest", "discover", "-s", "tests"], 128);
 }
 
 #[test]
 fn a_new_js_plugin_tests_builds_and_matches_its_expected_output() {
-    new_build_test("js", &["node", "--test", "test/"]);
+    new_build_test("js", &["node", "--test", "test/"], 128);
 }
 
 #[test]
