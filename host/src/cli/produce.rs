@@ -201,7 +201,10 @@ fn drop_lines(path: &str, mut drop: Vec<usize>) -> std::io::Result<()> {
     {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
         let mut next = drop.iter().copied().peekable();
-        for (i, line) in std::io::BufReader::new(std::fs::File::open(path)?).split(b'\n').enumerate() {
+        for (i, line) in std::io::BufReader::new(std::fs::File::open(path)?)
+            .split(b'\n')
+            .enumerate()
+        {
             let line = line?;
             if next.peek() == Some(&i) {
                 next.next();

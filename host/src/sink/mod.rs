@@ -9,6 +9,7 @@ mod jsonl;
 mod log;
 pub mod redis;
 mod redis_cluster;
+mod wire;
 
 pub use jsonl::{JsonlFormat, JsonlSink};
 pub use log::{LogStats, RecordLog};

@@ -28,6 +28,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use super::wire::{Reply, Wire};
 use super::{Barrier, FeatureRecord, Sink, SinkError};
 use crate::outage::Outage;
 
@@ -334,7 +335,7 @@ struct Batch {
 
 struct Writer {
     client: redis::Client,
-    conn: Option<redis::Connection>,
+    conn: Option<Wire>,
     stats: Arc<RedisStats>,
     name: String,
     /// Redis down is logged once, then at most every 10 s, then once back.
@@ -458,11 +459,7 @@ impl Writer {
                 self.buf.clear();
                 let script = self.keep_newest.then_some(self.script_sha.as_str());
                 batch.replies = encode_batch(&batch.records, script, &mut self.buf);
-                self.conn
-                    .as_mut()
-                    .expect("connected")
-                    .send_packed_command(&self.buf)
-                    .map_err(|e| e.to_string())
+                self.conn.as_mut().expect("connected").send(&self.buf)
             }
             false => Err(String::new()),
         };
@@ -545,11 +542,11 @@ impl Writer {
             batch.replies = encode_batch(&batch.records, script, &mut self.buf);
             *sent = Instant::now();
             let c = self.conn.as_mut().expect("connected");
-            match c.send_packed_command(&self.buf) {
+            match c.send(&self.buf) {
                 // Its replies are read as usual.
                 Ok(()) => return,
                 Err(e) => {
-                    error = e.to_string();
+                    error = e;
                     self.drop_connection();
                 }
             }
@@ -573,7 +570,12 @@ impl Writer {
             return;
         }
         let c = self.conn.as_mut().expect("connected");
-        match redis::cmd("PING").query::<()>(c) {
+        let answer = match c.command(&[b"PING"]) {
+            Ok(Reply::Error(e)) => Err(e),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match answer {
             Ok(()) => {
                 self.stats.connected.store(true, Ordering::Relaxed);
                 self.stats.tried.store(true, Ordering::Relaxed);
@@ -594,11 +596,14 @@ impl Writer {
     /// is reported).
     fn connected(&mut self) -> bool {
         if self.conn.is_none() {
-            match connect(&self.client).and_then(|mut c| {
+            match Wire::connect(&self.client).and_then(|mut c| {
                 let id = client_id(&mut c)?;
                 kill_clients(&mut c, &self.stale_clients)?;
-                let sha: String = match self.keep_newest {
-                    true => redis::cmd("SCRIPT").arg("LOAD").arg(WRITE_SCRIPT).query(&mut c)?,
+                let sha = match self.keep_newest {
+                    true => match c.command(&[b"SCRIPT", b"LOAD", WRITE_SCRIPT.as_bytes()])? {
+                        Reply::Bulk(sha) => String::from_utf8_lossy(&sha).into_owned(),
+                        other => return Err(format!("SCRIPT LOAD answered {other:?}")),
+                    },
                     false => String::new(),
                 };
                 Ok((c, id, sha))
@@ -664,16 +669,15 @@ impl RedisStats {
 /// key held a newer window: it answers 0). An error reply (also inside
 /// `EXEC`'s; `NOSCRIPT` after a `SCRIPT FLUSH`) is a failure: the writer
 /// reconnects (loading the script again) and resends.
-fn read_replies(conn: &mut redis::Connection, n: usize) -> Result<u64, String> {
+fn read_replies(conn: &mut Wire, n: usize) -> Result<u64, String> {
     let mut skipped = 0;
     for _ in 0..n {
-        match conn.recv_response().map_err(|e| e.to_string())? {
-            redis::Value::Int(0) => skipped += 1,
+        match conn.read()? {
+            Reply::Int(0) => skipped += 1,
             // EXEC of a transaction that was aborted.
-            redis::Value::Nil => return Err("the transaction was aborted".into()),
-            v => {
-                v.extract_error().map_err(|e| e.to_string())?;
-            }
+            Reply::Nil => return Err("the transaction was aborted".into()),
+            Reply::Error(e) => return Err(e),
+            Reply::Int(_) | Reply::Bulk(_) | Reply::Ok => {}
         }
     }
     Ok(skipped)
@@ -681,33 +685,20 @@ fn read_replies(conn: &mut redis::Connection, n: usize) -> Result<u64, String> {
 
 /// Redis's id of this connection; `None` where `CLIENT` is not allowed
 /// (an ACL user without it: stale connections then cannot be killed).
-fn client_id(c: &mut redis::Connection) -> redis::RedisResult<Option<i64>> {
-    match redis::cmd("CLIENT").arg("ID").query::<i64>(c) {
-        Ok(id) => Ok(Some(id)),
-        Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code().is_some() => Ok(None),
-        Err(e) => Err(e),
+fn client_id(c: &mut Wire) -> Result<Option<i64>, String> {
+    match c.command(&[b"CLIENT", b"ID"])? {
+        Reply::Int(id) => Ok(Some(id)),
+        _ => Ok(None),
     }
 }
 
 /// Close the connections given up on, so that input of theirs Redis has
 /// not run yet never runs (an answer of "no such client" is fine).
-fn kill_clients(c: &mut redis::Connection, ids: &[i64]) -> redis::RedisResult<()> {
+fn kill_clients(c: &mut Wire, ids: &[i64]) -> Result<(), String> {
     for id in ids {
-        match redis::cmd("CLIENT").arg("KILL").arg("ID").arg(*id).query::<i64>(c) {
-            Ok(_) => {}
-            Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code().is_some() => {}
-            Err(e) => return Err(e),
-        }
+        c.command(&[b"CLIENT", b"KILL", b"ID", id.to_string().as_bytes()])?;
     }
     Ok(())
-}
-
-fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
-    let c = client.get_connection_with_timeout(Duration::from_secs(2))?;
-    // A stopped (not closed) server must not hang the writer forever.
-    c.set_read_timeout(Some(Duration::from_secs(5)))?;
-    c.set_write_timeout(Some(Duration::from_secs(5)))?;
-    Ok(c)
 }
 
 /// Append the commands that write `records`, in RESP, to `out`; returns
@@ -758,14 +749,14 @@ fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u
     replies
 }
 
-fn resp_array_len(out: &mut Vec<u8>, n: usize) {
+pub(super) fn resp_array_len(out: &mut Vec<u8>, n: usize) {
     let mut b = itoa::Buffer::new();
     out.push(b'*');
     out.extend_from_slice(b.format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
-fn resp_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn resp_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut b = itoa::Buffer::new();
     out.push(b'$');
     out.extend_from_slice(b.format(bytes.len()).as_bytes());

@@ -33,7 +33,11 @@ fn new_build_test(lang: &str, unit_test: &[&str], memory_mib: usize) {
         let manifest = project.join("featherflow-plugin.toml");
         let text = std::fs::read_to_string(&manifest).unwrap();
         assert!(text.contains("# memory-limit-mib = 64"), "{text}");
-        std::fs::write(&manifest, text.replace("# memory-limit-mib = 64", &format!("memory-limit-mib = {memory_mib}"))).unwrap();
+        std::fs::write(
+            &manifest,
+            text.replace("# memory-limit-mib = 64", &format!("memory-limit-mib = {memory_mib}")),
+        )
+        .unwrap();
     }
     // Toolchains are kept between runs, beside the build's other outputs.
     let tools = root().join("target/plugin-tools");

@@ -1,0 +1,351 @@
+//! The Redis writer's connection: RESP written and read by the writer
+//! itself on a plain TCP or Unix socket, or through redis-rs where the URL
+//! asks for TLS.
+//!
+//! The writer's replies are `QUEUED`s, an `EXEC` array of integers, or the
+//! write script's 0 or 1: it needs to know only whether one is an error, a
+//! nil (an aborted transaction) or a top-level 0. Parsing them into
+//! redis-rs values cost about a third of the writer thread's time (a
+//! combinator parser and an allocation per reply); [`Plain`] scans them in
+//! place instead.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// One reply, as much as the writer needs of it.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Reply {
+    Int(i64),
+    /// `$-1` or `*-1` (`EXEC` of an aborted transaction).
+    Nil,
+    Bulk(Vec<u8>),
+    /// An error reply, or an array holding one.
+    Error(String),
+    /// A status or an array without errors.
+    Ok,
+}
+
+/// A connection to one Redis server.
+pub(super) enum Wire {
+    Plain(Plain),
+    /// `rediss://`: redis-rs does the TLS and parses the replies.
+    Tls(Box<redis::Connection>),
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Wire {
+    /// Connect as `client`'s URL says: address, user, password, database.
+    /// A stopped server must not hang the writer: connecting waits 2 s, a
+    /// read or write 5 s.
+    pub(super) fn connect(client: &redis::Client) -> Result<Wire, String> {
+        let info = client.get_connection_info();
+        let stream: Box<dyn Stream> = match &info.addr {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))
+                    .map_err(|e| format!("{host}:{port}: {e}"))?;
+                let mut last = format!("{host}:{port}: no address");
+                let mut connected = None;
+                for a in addrs {
+                    match std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+                        Ok(s) => {
+                            connected = Some(s);
+                            break;
+                        }
+                        Err(e) => last = format!("{a}: {e}"),
+                    }
+                }
+                let s = connected.ok_or(last)?;
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                Box::new(s)
+            }
+            redis::ConnectionAddr::Unix(path) => {
+                let s =
+                    std::os::unix::net::UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                Box::new(s)
+            }
+            _ => {
+                let c = client
+                    .get_connection_with_timeout(Duration::from_secs(2))
+                    .map_err(|e| e.to_string())?;
+                c.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                c.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                return Ok(Wire::Tls(Box::new(c)));
+            }
+        };
+        let mut w = Wire::Plain(Plain {
+            stream,
+            buf: vec![0; 64 << 10],
+            at: 0,
+            end: 0,
+        });
+        let r = &info.redis;
+        if let Some(password) = &r.password {
+            let reply = match &r.username {
+                Some(user) => w.command(&[b"AUTH", user.as_bytes(), password.as_bytes()])?,
+                None => w.command(&[b"AUTH", password.as_bytes()])?,
+            };
+            if let Reply::Error(e) = reply {
+                return Err(format!("AUTH: {e}"));
+            }
+        }
+        if r.db != 0
+            && let Reply::Error(e) = w.command(&[b"SELECT", r.db.to_string().as_bytes()])?
+        {
+            return Err(format!("SELECT {}: {e}", r.db));
+        }
+        Ok(w)
+    }
+
+    /// Send bytes that are already RESP.
+    pub(super) fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            Wire::Plain(p) => p.stream.write_all(bytes).map_err(|e| e.to_string()),
+            Wire::Tls(c) => c.send_packed_command(bytes).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Read the next reply. `Err` is a broken connection or a reply that
+    /// is not RESP; an error reply is [`Reply::Error`].
+    pub(super) fn read(&mut self) -> Result<Reply, String> {
+        match self {
+            Wire::Plain(p) => p.reply(),
+            Wire::Tls(c) => Ok(match c.recv_response().map_err(|e| e.to_string())? {
+                redis::Value::Int(n) => Reply::Int(n),
+                redis::Value::Nil => Reply::Nil,
+                redis::Value::BulkString(b) => Reply::Bulk(b),
+                v => match v.extract_error() {
+                    Ok(_) => Reply::Ok,
+                    Err(e) => Reply::Error(e.to_string()),
+                },
+            }),
+        }
+    }
+
+    /// Send one command and read its reply.
+    pub(super) fn command(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
+        let mut out = Vec::new();
+        super::redis::resp_array_len(&mut out, args.len());
+        for a in args {
+            super::redis::resp_bulk(&mut out, a);
+        }
+        self.send(&out)?;
+        self.read()
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A socket and the replies read from it but not yet taken.
+pub(super) struct Plain {
+    stream: Box<dyn Stream>,
+    buf: Vec<u8>,
+    at: usize,
+    end: usize,
+}
+
+impl Plain {
+    /// Read more into the buffer (moving what is left to its front).
+    fn fill(&mut self) -> Result<(), String> {
+        if self.at > 0 {
+            self.buf.copy_within(self.at..self.end, 0);
+            self.end -= self.at;
+            self.at = 0;
+        }
+        if self.end == self.buf.len() {
+            let n = self.buf.len();
+            self.buf.resize(n * 2, 0);
+        }
+        match self.stream.read(&mut self.buf[self.end..]) {
+            Ok(0) => Err("Redis closed the connection".into()),
+            Ok(n) => {
+                self.end += n;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The next line, without its CRLF, as a range of the buffer.
+    fn line(&mut self) -> Result<std::ops::Range<usize>, String> {
+        // Bytes after `at` already searched for the newline.
+        let mut scanned = 0;
+        loop {
+            let from = self.at + scanned;
+            if let Some(i) = memchr(b'\n', &self.buf[from..self.end]) {
+                let nl = from + i;
+                if nl == self.at || self.buf[nl - 1] != b'\r' {
+                    return Err("a reply that is not RESP (a line without CR)".into());
+                }
+                let line = self.at..nl - 1;
+                self.at = nl + 1;
+                return Ok(line);
+            }
+            scanned = self.end - self.at;
+            self.fill()?;
+        }
+    }
+
+    fn number(&self, r: std::ops::Range<usize>) -> Result<i64, String> {
+        std::str::from_utf8(&self.buf[r.clone()])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("a reply that is not RESP: {:?}", String::from_utf8_lossy(&self.buf[r])))
+    }
+
+    /// Skip (or take) `n` bytes and the CRLF after them.
+    fn bulk(&mut self, n: usize, keep: bool) -> Result<Vec<u8>, String> {
+        while self.end - self.at < n + 2 {
+            self.fill()?;
+        }
+        let out = if keep {
+            self.buf[self.at..self.at + n].to_vec()
+        } else {
+            Vec::new()
+        };
+        self.at += n + 2;
+        Ok(out)
+    }
+
+    fn reply(&mut self) -> Result<Reply, String> {
+        let line = self.line()?;
+        if line.is_empty() {
+            return Err("an empty reply line".into());
+        }
+        let kind = self.buf[line.start];
+        let rest = line.start + 1..line.end;
+        match kind {
+            b'+' => Ok(Reply::Ok),
+            b'-' => Ok(Reply::Error(String::from_utf8_lossy(&self.buf[rest]).into_owned())),
+            b':' => Ok(Reply::Int(self.number(rest)?)),
+            b'$' => match self.number(rest)? {
+                n if n < 0 => Ok(Reply::Nil),
+                n => Ok(Reply::Bulk(self.bulk(n as usize, true)?)),
+            },
+            b'*' => {
+                let n = self.number(rest)?;
+                if n < 0 {
+                    return Ok(Reply::Nil);
+                }
+                // An array is an error if any element is (EXEC's replies).
+                let mut first_error = None;
+                for _ in 0..n {
+                    match self.element()? {
+                        Some(e) if first_error.is_none() => first_error = Some(e),
+                        _ => {}
+                    }
+                }
+                Ok(first_error.map_or(Reply::Ok, Reply::Error))
+            }
+            _ => Err(format!(
+                "a reply that is not RESP: {:?}",
+                String::from_utf8_lossy(&self.buf[line])
+            )),
+        }
+    }
+
+    /// An array's element, skipped; `Some(message)` if it is an error.
+    fn element(&mut self) -> Result<Option<String>, String> {
+        // Integers (EXEC of HSET and EXPIRE) are most of them: no allocation.
+        if self.at == self.end {
+            self.fill()?;
+        }
+        match self.buf[self.at] {
+            b':' => {
+                self.line()?;
+                Ok(None)
+            }
+            b'$' => {
+                let line = self.line()?;
+                let n = self.number(line.start + 1..line.end)?;
+                if n >= 0 {
+                    self.bulk(n as usize, false)?;
+                }
+                Ok(None)
+            }
+            _ => match self.reply()? {
+                Reply::Error(e) => Ok(Some(e)),
+                _ => Ok(None),
+            },
+        }
+    }
+}
+
+fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&c| c == b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A [`Plain`] over `bytes`, read `chunk` bytes at a time.
+    fn plain(bytes: &[u8], chunk: usize) -> Plain {
+        struct Chunks(Vec<u8>, usize, usize);
+        impl Read for Chunks {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.2.min(out.len()).min(self.0.len() - self.1);
+                out[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        impl Write for Chunks {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        Plain {
+            stream: Box::new(Chunks(bytes.to_vec(), 0, chunk)),
+            buf: vec![0; 8],
+            at: 0,
+            end: 0,
+        }
+    }
+
+    #[test]
+    fn replies_are_read_across_any_split() {
+        let bytes = b"+OK\r\n+QUEUED\r\n*3\r\n:1\r\n:0\r\n$2\r\nhi\r\n:0\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n\
+                      *2\r\n:1\r\n-ERR wrong type\r\n-NOSCRIPT no script\r\n*1\r\n*2\r\n:1\r\n-ERR deep\r\n";
+        for chunk in [1, 2, 3, 7, 1000] {
+            let mut p = plain(bytes, chunk);
+            let got: Vec<Reply> = (0..10).map(|_| p.reply().unwrap()).collect();
+            assert_eq!(
+                got,
+                vec![
+                    Reply::Ok,
+                    Reply::Ok,
+                    Reply::Ok,
+                    Reply::Int(0),
+                    Reply::Bulk(b"abc".to_vec()),
+                    Reply::Nil,
+                    Reply::Nil,
+                    Reply::Error("ERR wrong type".into()),
+                    Reply::Error("NOSCRIPT no script".into()),
+                    Reply::Error("ERR deep".into()),
+                ],
+                "chunk {chunk}"
+            );
+            assert!(p.reply().is_err(), "the end of the stream is an error");
+        }
+    }
+
+    #[test]
+    fn what_is_not_resp_is_an_error() {
+        for bytes in [&b"?what\r\n"[..], b":12x\r\n", b"+no cr\n", b"\r\n"] {
+            assert!(
+                plain(bytes, 100).reply().is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
