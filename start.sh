@@ -228,7 +228,7 @@ featherflow runs locally (pids and logs in $RUN/):
   logs          $RUN/engine*.log  $RUN/generator.log  $RUN/tansu.log  $RUN/redis.log
   dashboard     http://127.0.0.1:8081/   (JSON: /api/overview, /api/partitions, /api/checkpoints)
   checkpoints   curl -s http://127.0.0.1:8081/api/checkpoints
-                $BIN checkpoints list --config $RUN/featherflow.toml   (after ./stop.sh: the engine locks the store)
+                $BIN checkpoints list --config $RUN/featherflow.toml   (every partition's, also while the engines run)
   Kafka         127.0.0.1:$KAFKA_PORT (tansu, in memory), topic $TOPIC
 Stop with ./stop.sh
 EOF

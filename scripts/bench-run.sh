@@ -9,6 +9,7 @@
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 #   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
 #   KEEP_NEWEST=true scripts/bench-run.sh   # redis.keep-newest (the write script)
+#   BIN=/tmp/featherflow-old scripts/bench-run.sh   # another build of the engine (paired runs)
 # Then a live phase (LIVE_SECONDS=0 skips it): `run` keeps up with a producer
 # sending LIVE_RATE events/s whose event time goes 30x the wall clock, so a
 # 10-minute slide comes every 20 s and fires a window for every user at once;
@@ -21,6 +22,8 @@ INTERVAL=${INTERVAL:-5s}
 LIVE_SECONDS=${LIVE_SECONDS:-70}
 LIVE_RATE=${LIVE_RATE:-20000}
 LIVE_EVENT_RATE=$((LIVE_RATE / 30))
+# The engine binary (another build, for paired runs; default: this tree's).
+export BIN=${BIN:-target/release/featherflow}
 
 . scripts/lib/services.sh
 bench_setup bench
@@ -28,8 +31,8 @@ trap 'kill $RPID $KPID 2>/dev/null; rm -rf "$DIR"' EXIT
 create_topic ecommerce-events 4
 
 echo "== generating and producing $EVENTS events ($USERS users, 2000 ev/s of event time, 0-9 s out of order)"
-target/release/featherflow gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
-target/release/featherflow produce --brokers "127.0.0.1:$KPORT" --from-file "$DIR/events.jsonl" 2>&1 | tail -1
+"$BIN" gen --events "$EVENTS" --users "$USERS" --event-rate 2000 --out "$DIR/events.jsonl"
+"$BIN" produce --brokers "127.0.0.1:$KPORT" --from-file "$DIR/events.jsonl" 2>&1 | tail -1
 
 cat >"$DIR/ff.toml" <<TOML
 [kafka]
@@ -64,7 +67,7 @@ def measure(args):
     return p, cpu, after.ru_maxrss
 r0, i0 = redis_cpu(), redis_info(rport)
 perf = ["perf", "record", "-F", "499", "-g", "-o", os.environ["PERF"], "--"] if os.environ.get("PERF") else []
-p, run_cpu, rss = measure(perf + ["target/release/featherflow", "run", "--bounded", "--no-api", "--config", config])
+p, run_cpu, rss = measure(perf + [os.environ["BIN"], "run", "--bounded", "--no-api", "--config", config])
 redis, i1 = redis_cpu() - r0, redis_info(rport)
 line = [l for l in p.stderr.splitlines() if l.startswith("run:")]
 print(line[-1] if line else p.stderr[-2000:])
@@ -73,7 +76,7 @@ if p.returncode != 0:
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1))
 print(f"run:    engine CPU {run_cpu:.2f} s = {run_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; peak RSS {rss / 1024:.0f} MiB; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
 print(f"        Redis: {per_key(redis, i0, i1)}")
-p, replay_cpu, _ = measure(["target/release/featherflow", "replay", "--events", events_file, "--plugins", "plugins",
+p, replay_cpu, _ = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
                             "--out", "/dev/null", "--dead-letter", ""])
 print(f"replay: engine CPU {replay_cpu:.2f} s = {replay_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events (same events, JSON lines to /dev/null)")
 print(f"run / replay CPU per event: {run_cpu / max(replay_cpu, 1e-9):.2f}x")
@@ -84,7 +87,7 @@ echo "== Redis: $(redis-cli -p "$RPORT" dbsize) keys"
 if [ "$LIVE_SECONDS" -gt 0 ]; then
   echo "== live: $LIVE_RATE events/s for ${LIVE_SECONDS}s, $USERS users, event time 30x the wall clock (a slide every 20 s)"
   create_topic live-events 4
-  target/release/featherflow gen --events $((LIVE_RATE * LIVE_SECONDS)) --users "$USERS" --event-rate "$LIVE_EVENT_RATE" \
+  "$BIN" gen --events $((LIVE_RATE * LIVE_SECONDS)) --users "$USERS" --event-rate "$LIVE_EVENT_RATE" \
     --out "$DIR/live.jsonl" >/dev/null
   sed -e 's/^brokers = .*/&\ntopic = "live-events"/' -e "s#^url = .*#url = \"redis://127.0.0.1:$RPORT/1\"#" \
     -e "s#^dir = \"$DIR/checkpoints\"#dir = \"$DIR/live-checkpoints\"#" "$DIR/ff.toml" >"$DIR/live.toml"
@@ -94,7 +97,7 @@ config, events, kport, rate, rpid, rport, kpid = sys.argv[1:]
 from bench import redis_info, per_key, cpu
 redis_cpu = lambda: cpu(rpid)
 env = {"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"}
-engine = subprocess.Popen(["target/release/featherflow", "run", "--no-api", "--config", config],
+engine = subprocess.Popen([os.environ["BIN"], "run", "--no-api", "--config", config],
                           stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
 time.sleep(2)
 perf = None
@@ -102,7 +105,7 @@ if os.environ.get("PERF_LIVE"):
     perf = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", os.environ["PERF_LIVE"], "-p", str(engine.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 r0, i0, k0, t0 = redis_cpu(), redis_info(rport), cpu(kpid), time.time()
-subprocess.run(["target/release/featherflow", "produce", "--brokers", f"127.0.0.1:{kport}", "--topic", "live-events",
+subprocess.run([os.environ["BIN"], "produce", "--brokers", f"127.0.0.1:{kport}", "--topic", "live-events",
                 "--from-file", events, "--rate", rate], stderr=subprocess.DEVNULL, env=env, check=True)
 time.sleep(3)
 redis, i1, broker, wall = redis_cpu() - r0, redis_info(rport), cpu(kpid) - k0, time.time() - t0

@@ -59,7 +59,9 @@ struct Shared {
     dead_letter: RecordLog,
     late: RecordLog,
     bounded: bool,
-    history_taken: AtomicBool,
+    /// The plugin history file's deploys, written once whichever partition
+    /// applies them first.
+    history: crate::pipeline::deploy::SharedHistory,
     /// The chosen start, and the partitions already started from it (a
     /// partition assigned again later starts from its newest).
     start_from: Mutex<(StartFrom, BTreeSet<u32>)>,
@@ -163,7 +165,7 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         limits,
         redis,
         bounded: args.bounded,
-        history_taken: AtomicBool::new(false),
+        history: Default::default(),
         start_from: Mutex::new((start_from, BTreeSet::new())),
         config,
     });
@@ -350,10 +352,9 @@ fn run_partition(
         .map(|p| (p.source.clone().into(), (p.declaration.view.clone(), p.hash.clone())))
         .collect();
     let events = crate::plugin::watch::watch(plugins_dir, shared.plugin_engine.clone(), shared.limits, known)?;
-    // One partition writes the plugin history file (all apply the same
-    // deploys): the first this engine started.
-    let history = (!shared.history_taken.swap(true, Ordering::Relaxed))
-        .then(|| Path::new(&config.checkpoint.dir).join("plugin-history.jsonl"));
+    // Every partition applies the same deploys: the history file gets each
+    // once, from the partition that applies it first.
+    let history = Path::new(&config.checkpoint.dir).join("plugin-history.jsonl");
     let checkpoints = Checkpointer::new(
         store,
         &config.kafka.topic,
@@ -368,7 +369,7 @@ fn run_partition(
     };
     lock(&status).checkpoints = checkpoints.store().list().unwrap_or_default();
     let mut pipeline = Pipeline::new(engine, source, pipeline_options(config))
-        .with_deploys(Deploys::new(events, history))
+        .with_deploys(Deploys::shared(events, history, shared.history.clone()))
         .with_checkpoints(checkpoints)
         .with_status(StatusPublisher::new(status))
         .with_lost(lost.clone());

@@ -1360,6 +1360,18 @@ fn a_hot_swap_reaches_every_partition_of_a_group_member() {
         assert!(Instant::now() < deadline, "not every partition swapped: {newest:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The history has the swap once, not once per partition.
+    let (history, _) = run_ok(
+        featherflow()
+            .args(["plugin", "history", "--json", "--config"])
+            .arg(&g.config),
+    );
+    let swaps: Vec<&str> = history.lines().filter(|l| l.contains("\"user_features\"")).collect();
+    assert_eq!(swaps.len(), 1, "{history}");
+    assert!(
+        swaps[0].contains("\"swapped\"") || swaps[0].contains("\"migrated\""),
+        "{history}"
+    );
     g.produce(1);
     g.produce(2);
     std::thread::sleep(Duration::from_secs(1));
