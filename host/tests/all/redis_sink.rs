@@ -80,3 +80,63 @@ fn without_keep_newest_the_last_write_wins() {
     assert!(!fields.contains_key("_window_end"), "{fields:?}");
     assert_eq!(sink.stats.older_windows_skipped.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn keep_newest_writes_many_keys_of_any_shape_per_script_call() {
+    // 130 keys in one batch: three script calls (64, 64, 2 keys), keys of
+    // one and of two fields, with and without a TTL; then the same keys
+    // again with every other one an older window, which must be skipped.
+    let redis = services::redis();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 512, true).unwrap();
+    let stats = sink.stats.clone();
+    let two: Arc<[Field]> = vec![
+        Field {
+            name: "event_count".into(),
+            ty: FieldType::Integer,
+        },
+        Field {
+            name: "duration_ms".into(),
+            ty: FieldType::Integer,
+        },
+    ]
+    .into();
+    let shaped = |i: i64, window_end: i64| {
+        let mut r = record(window_end, i);
+        r.key = format!("k:{i}");
+        if i % 2 == 1 {
+            r.fields = two.clone();
+            r.values = vec![Value::Integer(i), Value::Integer(window_end)];
+            r.ttl_seconds = 0;
+        }
+        r
+    };
+    sink.write_owned((0..130).map(|i| shaped(i, 7_200_000)).collect())
+        .unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+    sink.write_owned(
+        (0..130)
+            .map(|i| shaped(i, if i % 4 < 2 { 3_600_000 } else { 7_800_000 }))
+            .collect(),
+    )
+    .unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+    let dump = services::dump(redis.port, 0);
+    assert_eq!(dump.len(), 130);
+    for i in 0..130i64 {
+        let (fields, ttl) = &dump[&format!("k:{i}")];
+        let end = if i % 4 < 2 { 7_200_000 } else { 7_800_000 };
+        assert_eq!(fields["_window_end"], end.to_string(), "k:{i}: {fields:?}");
+        if i % 2 == 1 {
+            assert_eq!(fields.len(), 3, "k:{i}: {fields:?}");
+            assert_eq!(fields["duration_ms"], end.to_string(), "k:{i}: {fields:?}");
+            assert!(!ttl, "k:{i} has a TTL");
+        } else {
+            assert_eq!(fields.len(), 2, "k:{i}: {fields:?}");
+            assert_eq!(fields["view_count"], i.to_string(), "k:{i}: {fields:?}");
+            assert!(ttl, "k:{i} has no TTL");
+        }
+    }
+    // i % 4 in {0, 1}: 64 of the first 128, and 128, 129.
+    assert_eq!(stats.older_windows_skipped.load(Ordering::Relaxed), 66);
+    assert_eq!(stats.keys_written.load(Ordering::Relaxed), 260);
+}
