@@ -171,7 +171,7 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
         use std::io::Write;
         tee.lock().unwrap_or_else(|e| e.into_inner()).flush()?;
         if !failed.is_empty() {
-            drop_lines(path, failed.clone()).with_context(|| format!("--to-file {path}"))?;
+            drop_lines(path, &failed).with_context(|| format!("--to-file {path}"))?;
         }
     }
     let undelivered = failed.len();
@@ -194,8 +194,9 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
 }
 
 /// Removes the lines numbered `drop` (0-based) from the file at `path`.
-fn drop_lines(path: &str, mut drop: Vec<usize>) -> std::io::Result<()> {
+fn drop_lines(path: &str, drop: &[usize]) -> std::io::Result<()> {
     use std::io::{BufRead, Write};
+    let mut drop = drop.to_vec();
     drop.sort_unstable();
     let tmp = format!("{path}.tmp");
     {
@@ -308,9 +309,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sent.jsonl");
         std::fs::write(&path, "a\nb\nc\nd\ne\n").unwrap();
-        drop_lines(path.to_str().unwrap(), vec![3, 0]).unwrap();
+        drop_lines(path.to_str().unwrap(), &[3, 0]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "b\nc\ne\n");
-        drop_lines(path.to_str().unwrap(), vec![2]).unwrap();
+        drop_lines(path.to_str().unwrap(), &[2]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "b\nc\n");
     }
 }

@@ -3,8 +3,9 @@
 //! asks for TLS.
 //!
 //! The writer's replies are `QUEUED`s, an `EXEC` array of integers, or the
-//! write script's 0 or 1: it needs to know only whether one is an error, a
-//! nil (an aborted transaction) or a top-level 0. Parsing them into
+//! write script's count of keys it skipped: it needs to know only whether
+//! one is an error, a nil (an aborted transaction) or a top-level integer.
+//! Parsing them into
 //! redis-rs values cost about a third of the writer thread's time (a
 //! combinator parser and an allocation per reply); [`Plain`] scans them in
 //! place instead.
@@ -177,7 +178,7 @@ impl Plain {
         let mut scanned = 0;
         loop {
             let from = self.at + scanned;
-            if let Some(i) = memchr(b'\n', &self.buf[from..self.end]) {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..self.end]) {
                 let nl = from + i;
                 if nl == self.at || self.buf[nl - 1] != b'\r' {
                     return Err("a reply that is not RESP (a line without CR)".into());
@@ -274,10 +275,6 @@ impl Plain {
             },
         }
     }
-}
-
-fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == b)
 }
 
 #[cfg(test)]
