@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::pipeline::{Deploys, Pipeline, PipelineOptions};
 use crate::plugin::{Limits, Plugin, PluginEngine};
-use crate::sink::{FeatureRecord, JsonlFormat, JsonlSink, Sink, SinkError};
+use crate::sink::{Background, FeatureRecord, JsonlSink, LineRenderer, Sink, SinkError};
 use crate::source::FileSource;
 
 #[derive(Debug, Args)]
@@ -133,7 +133,11 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             config.redis.batch,
             config.redis.keep_newest,
         )?),
-        None => Box::new(JsonlSink::create(&args.out, args.common.format)?),
+        // Lines are rendered and written on a thread of their own.
+        None => Box::new(Background::start(
+            &args.out,
+            JsonlSink::create(&args.out, args.common.format)?,
+        )?),
     };
     let engine = replay_file(&config, &plugins, &args.events, sink, deploys)?;
     print_summary(&engine, started.elapsed());
@@ -197,7 +201,7 @@ pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
     let collected = Arc::new(Mutex::new(Vec::<String>::new()));
     let sink = CollectSink {
         lines: collected.clone(),
-        format: args.common.format,
+        renderer: LineRenderer::new(args.common.format),
         line: String::new(),
     };
     let started = Instant::now();
@@ -230,7 +234,7 @@ pub fn plugin_test(args: PluginTestArgs) -> anyhow::Result<ExitCode> {
 /// Keeps rendered lines in memory (for `plugin test`).
 struct CollectSink {
     lines: Arc<Mutex<Vec<String>>>,
-    format: JsonlFormat,
+    renderer: LineRenderer,
     line: String,
 }
 
@@ -238,7 +242,7 @@ impl Sink for CollectSink {
     fn write(&mut self, records: &[FeatureRecord]) -> Result<(), SinkError> {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         for r in records {
-            JsonlSink::render(r, self.format, &mut self.line);
+            self.renderer.render(r, &mut self.line);
             lines.push(self.line.clone());
         }
         Ok(())

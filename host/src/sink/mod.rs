@@ -5,13 +5,15 @@
 //! flush at once. This module also holds the JSON-lines logs for records
 //! that could not be processed ([`RecordLog`]: dead letters, late events).
 
+mod background;
 mod jsonl;
 mod log;
 pub mod redis;
 mod redis_cluster;
 mod wire;
 
-pub use jsonl::{JsonlFormat, JsonlSink};
+pub use background::Background;
+pub use jsonl::{JsonlFormat, JsonlSink, LineRenderer};
 pub use log::{LogStats, RecordLog};
 pub use redis::RedisSink;
 
