@@ -29,7 +29,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::wire::{Reply, Wire};
+use super::wire::{Connect, Reply, Wire};
 use super::{Barrier, FeatureRecord, Sink, SinkError};
 use crate::outage::Outage;
 
@@ -153,6 +153,25 @@ impl RedisSink {
             reason: scrub(&format!("invalid redis.url: {e}"), url),
             retryable: false,
         })?;
+        // A server that answers but refuses us is a configuration error, to
+        // be told now; one that does not answer is an outage: the writer
+        // holds the stream until it is back.
+        match Wire::probe(&client) {
+            Err(Connect::Refused(e)) => {
+                return Err(SinkError::Store {
+                    sink: redact(url),
+                    reason: scrub(
+                        &format!(
+                            "Redis refuses the connection redis.url describes (check its password and database): {e}"
+                        ),
+                        url,
+                    ),
+                    retryable: false,
+                });
+            }
+            // The writer reports it, as any outage.
+            Err(Connect::Unreachable(_)) | Ok(()) => {}
+        }
         // 64 batches of up to redis.batch records: bounded memory.
         let (tx, rx) = sync_channel(64);
         let stats = Arc::new(RedisStats::default());

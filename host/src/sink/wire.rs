@@ -35,11 +35,44 @@ pub(super) enum Wire {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why [`Wire::connect`] failed.
+#[derive(Debug)]
+pub(super) enum Connect {
+    /// No connection, or it broke: the server may come back.
+    Unreachable(String),
+    /// The server answered with an error (AUTH, SELECT, `NOAUTH`).
+    Refused(String),
+}
+
+impl From<String> for Connect {
+    fn from(e: String) -> Self {
+        Connect::Unreachable(e)
+    }
+}
+
 impl Wire {
     /// Connect as `client`'s URL says: address, user, password, database.
     /// A stopped server must not hang the writer: connecting waits 2 s, a
     /// read or write 5 s.
     pub(super) fn connect(client: &redis::Client) -> Result<Wire, String> {
+        Self::connect_checked(client).map_err(|e| match e {
+            Connect::Unreachable(e) | Connect::Refused(e) => e,
+        })
+    }
+
+    /// Connect, then `PING`: tells a server that does not answer (an
+    /// outage, worth waiting for) from one that answers but refuses us (a
+    /// wrong or missing password, a database it does not have: waiting
+    /// cannot help).
+    pub(super) fn probe(client: &redis::Client) -> Result<(), Connect> {
+        let mut w = Self::connect_checked(client)?;
+        match w.command(&[b"PING"]).map_err(Connect::Unreachable)? {
+            Reply::Error(e) => Err(Connect::Refused(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn connect_checked(client: &redis::Client) -> Result<Wire, Connect> {
         let info = client.get_connection_info();
         let stream: Box<dyn Stream> = match &info.addr {
             redis::ConnectionAddr::Tcp(host, port) => {
@@ -72,7 +105,15 @@ impl Wire {
             _ => {
                 let c = client
                     .get_connection_with_timeout(Duration::from_secs(2))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| {
+                        // redis-rs sends AUTH and SELECT itself.
+                        match e.kind() {
+                            redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::ResponseError => {
+                                Connect::Refused(e.to_string())
+                            }
+                            _ => Connect::Unreachable(e.to_string()),
+                        }
+                    })?;
                 c.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
                 c.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
                 return Ok(Wire::Tls(Box::new(c)));
@@ -91,13 +132,13 @@ impl Wire {
                 None => w.command(&[b"AUTH", password.as_bytes()])?,
             };
             if let Reply::Error(e) = reply {
-                return Err(format!("AUTH: {e}"));
+                return Err(Connect::Refused(format!("AUTH: {e}")));
             }
         }
         if r.db != 0
             && let Reply::Error(e) = w.command(&[b"SELECT", r.db.to_string().as_bytes()])?
         {
-            return Err(format!("SELECT {}: {e}", r.db));
+            return Err(Connect::Refused(format!("SELECT {}: {e}", r.db)));
         }
         Ok(w)
     }

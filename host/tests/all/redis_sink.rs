@@ -140,3 +140,48 @@ fn keep_newest_writes_many_keys_of_any_shape_per_script_call() {
     assert_eq!(stats.older_windows_skipped.load(Ordering::Relaxed), 66);
     assert_eq!(stats.keys_written.load(Ordering::Relaxed), 260);
 }
+
+#[test]
+fn a_server_that_refuses_the_url_is_an_error_at_start_naming_redis_url() {
+    let redis = services::redis_with(&["--requirepass", "s3cret"]);
+    let port = redis.port;
+    for (url, says) in [
+        (format!("redis://:b4dpass@127.0.0.1:{port}/0"), "WRONGPASS"),
+        (format!("redis://127.0.0.1:{port}/0"), "NOAUTH"),
+        (format!("redis://:s3cret@127.0.0.1:{port}/99"), "SELECT 99"),
+    ] {
+        let e = RedisSink::start(&url, 16, false)
+            .err()
+            .unwrap_or_else(|| panic!("{url} was taken"));
+        let text = e.to_string();
+        assert!(text.contains("redis.url") && text.contains(says), "{url}: {text}");
+        assert!(
+            !text.contains("b4dpass") && !text.contains("s3cret"),
+            "the password leaked: {text}"
+        );
+    }
+    // The right password and database: the record lands there.
+    let mut sink = RedisSink::start(&format!("redis://:s3cret@127.0.0.1:{port}/3"), 16, false).unwrap();
+    sink.write_owned(vec![record(7_200_000, 4)]).unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+    let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/3")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let count: String = redis::cmd("HGET")
+        .arg("user_features:7")
+        .arg("view_count")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(count, "4");
+}
+
+#[test]
+fn a_server_that_does_not_answer_yet_is_waited_for() {
+    let port = services::free_port();
+    // Nothing listens yet: an outage, not an error.
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{port}/0"), 16, false).unwrap();
+    sink.write_owned(vec![record(7_200_000, 9)]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let redis = services::redis_on(port);
+    sink.barrier().wait(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(services::dump(redis.port, 0)["user_features:7"].0["view_count"], "9");
+}

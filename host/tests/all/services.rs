@@ -57,7 +57,20 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 pub fn redis() -> Service {
-    let port = free_port();
+    redis_with(&[])
+}
+
+/// A redis-server with more options (`["--requirepass", "pw"]`).
+pub fn redis_with(options: &[&str]) -> Service {
+    start_redis(free_port(), options)
+}
+
+/// A redis-server on `port`.
+pub fn redis_on(port: u16) -> Service {
+    start_redis(port, &[])
+}
+
+fn start_redis(port: u16, options: &[&str]) -> Service {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -69,6 +82,7 @@ pub fn redis() -> Service {
             "--appendonly",
             "no",
         ])
+        .args(options)
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server is not installed: run scripts/deps.sh");
