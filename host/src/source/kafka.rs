@@ -167,6 +167,25 @@ pub(super) fn lines_of<'a>(run: &'a [BorrowedMessage<'_>]) -> SmallVec<[(u64, &'
         .collect()
 }
 
+/// Whether the consumer's position in `partition` has reached `end`.
+/// Some offsets carry no message (a transactional producer's commit and
+/// abort markers, aborted messages) and are never delivered, so the last
+/// message's offset + 1 can stay below the end; the position, which
+/// librdkafka moves past them once everything before is handed over, does
+/// not. Without this a bounded run over such a topic never ended.
+pub(super) fn position_passed<C: ClientContext + ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    end: i64,
+) -> bool {
+    consumer.position().is_ok_and(|position| {
+        position
+            .find_partition(topic, partition)
+            .is_some_and(|tp| matches!(tp.offset(), Offset::Offset(o) if o >= end))
+    })
+}
+
 /// Commit `offsets` to the group, asynchronously (a courtesy for lag tools:
 /// the checkpoint is what the engine trusts).
 pub(super) fn commit_courtesy<C: ClientContext + ConsumerContext>(
@@ -320,9 +339,12 @@ impl KafkaSource {
     /// the topic quiet for a moment (some brokers, tansu among them, report
     /// the high watermark of a batched produce short).
     fn at_end(&self) -> bool {
-        self.end.as_ref().is_some_and(|end| {
-            self.last_message.elapsed() >= Duration::from_millis(500)
-                && end.iter().all(|(p, &e)| self.next.get(p).copied().unwrap_or(0) >= e)
+        let Some(end) = &self.end else { return false };
+        if self.last_message.elapsed() < Duration::from_millis(500) {
+            return false;
+        }
+        end.iter().all(|(&p, &e)| {
+            self.next.get(&p).copied().unwrap_or(0) >= e || position_passed(&self.consumer, &self.topic, p, e)
         })
     }
 }

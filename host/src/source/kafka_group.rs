@@ -25,7 +25,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::kafka::{QuietContext, client_config, commit_courtesy, fill_block, lines_of, polled, wait_for_partitions};
+use super::kafka::{
+    QuietContext, client_config, commit_courtesy, fill_block, lines_of, polled, position_passed, wait_for_partitions,
+};
 use super::{Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
 
@@ -276,8 +278,12 @@ impl PartitionSource {
 
     fn at_end(&self) -> bool {
         match self.end {
-            Some(end) => self.last_message.elapsed() >= Duration::from_millis(500) && self.next.unwrap_or(0) >= end,
-            None => false,
+            Some(end) if end >= 0 => {
+                self.last_message.elapsed() >= Duration::from_millis(500)
+                    && (self.next.unwrap_or(0) >= end
+                        || position_passed(&self.consumer, &self.topic, self.partition, end))
+            }
+            _ => false,
         }
     }
 }
