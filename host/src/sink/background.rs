@@ -153,20 +153,6 @@ mod tests {
     use super::*;
     use crate::sink::{JsonlFormat, JsonlSink};
 
-    /// Shared bytes, as the inner sink's output.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn records(n: usize, from: i64) -> Vec<FeatureRecord> {
         (0..n as i64)
             .map(|i| FeatureRecord {
@@ -181,28 +167,6 @@ mod tests {
                 fired_at: std::time::Instant::now(),
             })
             .collect()
-    }
-
-    #[test]
-    fn lines_arrive_in_order_and_flush_waits_for_them() {
-        let out = Shared::default();
-        let inner = JsonlSink::new("t", Box::new(out.clone()), JsonlFormat::Flink);
-        let mut sink = Background::start("t", inner).unwrap();
-        for batch in 0..50 {
-            sink.write_owned(records(100, batch * 100)).unwrap();
-        }
-        sink.write(&records(1, 5000)).unwrap();
-        sink.flush().unwrap();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        let starts: Vec<i64> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["window_start"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(starts, (0..=5000).collect::<Vec<_>>());
     }
 
     /// Fails every write while `full` is set.
@@ -234,6 +198,19 @@ mod tests {
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn lines_arrive_in_order_and_flush_waits_for_them() {
+        let disk = Disk::default();
+        let inner = JsonlSink::new("t", Box::new(disk.clone()), JsonlFormat::Flink);
+        let mut sink = Background::start("t", inner).unwrap();
+        for batch in 0..50 {
+            sink.write_owned(records(100, batch * 100)).unwrap();
+        }
+        sink.write(&records(1, 5000)).unwrap();
+        sink.flush().unwrap();
+        assert_eq!(starts(&disk), (0..=5000).collect::<Vec<_>>());
     }
 
     #[test]
