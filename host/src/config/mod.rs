@@ -54,6 +54,22 @@ pub enum Assignment {
     Static,
 }
 
+/// librdkafka properties the engine sets itself, each with why a config
+/// may not change it in `kafka.properties`.
+pub const ENGINE_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    // The sources also take messages off librdkafka's queues in batches,
+    // which assumes no auto-commit replies arrive on them.
+    (
+        "enable.auto.commit",
+        "offsets are committed by the engine, after a durable checkpoint",
+    ),
+    (
+        "enable.auto.offset.store",
+        "offsets are committed by the engine, after a durable checkpoint",
+    ),
+    ("group.id", "set it with kafka.group"),
+];
+
 /// Whether a librdkafka property's value is a secret: passwords, keys,
 /// OAuth client secrets and JAAS configs.
 pub fn is_secret_property(name: &str) -> bool {
@@ -528,6 +544,13 @@ impl Config {
                 }
             ));
         }
+        for (key, why) in ENGINE_KAFKA_PROPERTIES {
+            if self.kafka.properties.contains_key(*key) {
+                return Err(format!(
+                    "kafka.properties.\"{key}\": the engine sets this property ({why}); remove it"
+                ));
+            }
+        }
         for (i, node) in self.redis.cluster_nodes.iter().enumerate() {
             if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
                 return Err(format!(
@@ -703,6 +726,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown key `nope`"), "{err}");
+        // Properties the engine sets itself are refused, each by name.
+        for (key, value) in [
+            ("enable.auto.commit", "true"),
+            ("enable.auto.offset.store", "true"),
+            ("group.id", "other"),
+        ] {
+            let file = format!("[kafka.properties]\n\"fetch.min.bytes\" = \"1\"\n\"{key}\" = \"{value}\"\n");
+            let err = Config::from_parts(Some(("f.toml", &file)), &[]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("kafka.properties.\"{key}\": the engine sets this property")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

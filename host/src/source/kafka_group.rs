@@ -23,10 +23,10 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::kafka::{
-    QuietContext, client_config, commit_courtesy, fill_block, lines_of, polled, position_passed, wait_for_partitions,
+    MessageQueue, QuietContext, client_config, commit_courtesy, hand_over, polled, position_passed, wait_for_partitions,
 };
 use super::{Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
@@ -187,10 +187,15 @@ impl KafkaGroup {
         let mut out = Vec::new();
         while let Ok(ps) = self.assigned.try_recv() {
             for p in ps {
-                match self.consumer.split_partition_queue(&self.topic, p) {
-                    Some(queue) => out.push(PartitionSource {
-                        consumer: self.consumer.clone(),
+                let split = self
+                    .consumer
+                    .split_partition_queue(&self.topic, p)
+                    .and_then(|split| Some((MessageQueue::of_partition(&self.consumer, &self.topic, p)?, split)));
+                match split {
+                    Some((queue, split)) => out.push(PartitionSource {
                         queue,
+                        _split: split,
+                        consumer: self.consumer.clone(),
                         topic: self.topic.clone(),
                         brokers: self.brokers.clone(),
                         partition: p,
@@ -228,8 +233,13 @@ impl KafkaGroup {
 
 /// One partition of a [`KafkaGroup`], read on its own queue.
 pub struct PartitionSource {
+    /// The partition's queue, read in batches; released before `split`
+    /// and `consumer`.
+    queue: MessageQueue,
+    /// Keeps the partition's messages off the consumer's queue (held for
+    /// that only).
+    _split: PartitionQueue<GroupContext>,
     consumer: Arc<GroupConsumer>,
-    queue: PartitionQueue<GroupContext>,
     topic: String,
     brokers: String,
     pub partition: i32,
@@ -345,15 +355,18 @@ impl Source for PartitionSource {
         if self.at_end() {
             return Ok(Polled::End);
         }
-        let first = match self.queue.poll(timeout) {
-            None => return Ok(Polled::Quiet),
-            Some(Err(e)) => return Err(self.unavailable(e.to_string())),
-            Some(Ok(m)) => m,
-        };
+        let taken = self.queue.take(timeout);
+        if taken.is_empty() {
+            return Ok(Polled::Quiet);
+        }
+        let (records, failed) = taken.records();
+        if records.is_empty() {
+            return polled(failed, |reason| self.unavailable(reason));
+        }
         self.consumer.context().quiet.ok();
-        let (block, failed) = fill_block(first, || self.queue.poll(Duration::ZERO));
-        f(self.partition as u32, &lines_of(&block));
-        self.next = Some(block[block.len() - 1].offset() + 1);
+        for (_, next) in hand_over(&records, f) {
+            self.next = Some(next);
+        }
         self.last_message = Instant::now();
         polled(failed, |reason| self.unavailable(reason))
     }
