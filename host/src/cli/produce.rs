@@ -57,7 +57,11 @@ pub fn produce(args: ProduceArgs) -> anyhow::Result<u64> {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &args.brokers)
         .set("queue.buffering.max.messages", "1000000")
-        .set("compression.type", "lz4");
+        .set("compression.type", "lz4")
+        // A send retried after a lost acknowledgement is not written twice,
+        // and retries keep each partition's order: the topic holds each
+        // event once, in the order sent (what exactly-once downstream needs).
+        .set("enable.idempotence", "true");
     if args.exact {
         // One message per batch: brokers that report the high watermark as
         // the last batch's base offset + 1 (tansu) then report it exactly.
