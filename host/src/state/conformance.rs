@@ -263,6 +263,41 @@ fn sled_store_removes_what_a_failed_checkpoint_left_once_a_newer_one_commits() {
     assert_eq!(s.read(3).unwrap().1, vec![("../../escape".to_string(), vec![3])]);
 }
 
+/// Generations claimed at once by 4 writers, 10 each, are all different,
+/// and the store keeps only the newest markers: a claim counts up from the
+/// newest, which is never removed.
+fn generations_are_unique_and_their_markers_bounded(
+    stores: &[&(dyn CheckpointStore + Sync)],
+    markers: &dyn Fn() -> Vec<u64>,
+) {
+    let claimed: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = stores
+            .iter()
+            .map(|store| s.spawn(move || (0..10).map(|_| store.claim_generation().unwrap()).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut unique = claimed.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), claimed.len(), "a generation claimed twice: {claimed:?}");
+    let newest = *unique.last().unwrap();
+    let left = markers();
+    assert_eq!(left.last(), Some(&newest), "the newest marker stays: {left:?}");
+    assert!(
+        left.len() as u64 <= KEPT_GENERATION_MARKERS + stores.len() as u64,
+        "{} markers left of {}: {left:?}",
+        left.len(),
+        claimed.len()
+    );
+    assert!(
+        left.iter()
+            .all(|&g| g + KEPT_GENERATION_MARKERS + stores.len() as u64 > newest),
+        "{left:?}"
+    );
+    assert_eq!(stores[0].claim_generation().unwrap(), newest + 1);
+}
+
 #[test]
 fn dir_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +308,9 @@ fn dir_store_conforms() {
     damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10));
     incompatible_format_is_refused(&DirStore::open(&p("d")).unwrap());
     uncommitted_chunks_are_no_checkpoint(&DirStore::open(&p("e")).unwrap());
+    // One process holds a local store: its claims race among threads.
+    let s = DirStore::open(&p("f")).unwrap();
+    generations_are_unique_and_their_markers_bounded(&[&s, &s, &s, &s], &|| s.generation_markers_for_test());
 }
 
 #[test]
@@ -396,6 +434,10 @@ fn s3_store_conforms() {
     damaged_names_the_problem_and_an_older_one(&s, &|id| s.truncate_chunk_for_test(id, "a", 10));
     incompatible_format_is_refused(&server.store("d"));
     uncommitted_chunks_are_no_checkpoint(&server.store("e"));
+    // Four engines claiming generations in one prefix at once.
+    let claimers: Vec<S3Store> = (0..4).map(|_| server.store("gen")).collect();
+    let refs: Vec<&(dyn CheckpointStore + Sync)> = claimers.iter().map(|s| s as _).collect();
+    generations_are_unique_and_their_markers_bounded(&refs, &|| claimers[0].generation_markers_for_test());
 
     // Create-only commits: of 8 engines committing checkpoint 1 of the same
     // prefix at once, exactly one succeeds, and its chunks are the ones read.

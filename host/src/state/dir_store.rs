@@ -19,8 +19,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    CheckpointMeta, CheckpointStore, StateError, files, generation_of, listed_record, parse_record, record_id,
-    verify_chunks,
+    CheckpointMeta, CheckpointStore, StateError, claim_with_markers, files, generation_of, listed_record, parse_record,
+    record_id, verify_chunks,
 };
 
 pub struct DirStore {
@@ -142,23 +142,28 @@ impl CheckpointStore for DirStore {
     }
 
     fn claim_generation(&self) -> Result<u64, StateError> {
-        let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(format!("cannot list: {e}")))?;
-        let mut g = entries
-            .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
-            .max()
-            .unwrap_or(0);
-        loop {
-            g += 1;
-            let marker = self.root.join(format!("gen-{g}"));
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
-                Ok(_) => {
-                    files::sync_dir(&self.root).map_err(|e| self.err(e))?;
-                    return Ok(g);
+        claim_with_markers(
+            || {
+                let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(format!("cannot list: {e}")))?;
+                Ok(entries
+                    .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
+                    .collect())
+            },
+            |g| {
+                let marker = self.root.join(format!("gen-{g}"));
+                match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+                    Ok(_) => {
+                        files::sync_dir(&self.root).map_err(|e| self.err(e))?;
+                        Ok(true)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(self.err(format!("cannot create {}: {e}", marker.display()))),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(self.err(format!("cannot create {}: {e}", marker.display()))),
-            }
-        }
+            },
+            |old| {
+                let _ = std::fs::remove_file(self.root.join(format!("gen-{old}")));
+            },
+        )
     }
 
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {
@@ -239,5 +244,15 @@ impl DirStore {
         let path = files::chunk_file(&self.root, id, name);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..len.min(bytes.len())]).unwrap();
+    }
+
+    /// The `gen-{g}` markers in the store (for tests of their pruning).
+    pub fn generation_markers_for_test(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = std::fs::read_dir(&self.root)
+            .unwrap()
+            .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
+            .collect();
+        out.sort();
+        out
     }
 }

@@ -74,6 +74,46 @@ fn open_location(location: crate::config::StoreLocation) -> Result<std::sync::Ar
 /// the checkpoint ids of generation `g` start at `g * GENERATION_IDS + 1`.
 pub const GENERATION_IDS: u64 = 1_000_000_000;
 
+/// `gen-{g}` markers kept below a new claim: a claim lists them all, so
+/// the claimer removes those this many generations or more below its own
+/// (a group that rebalances for months does not pile them up).
+pub const KEPT_GENERATION_MARKERS: u64 = 16;
+
+/// Claim a generation with create-only `gen-{g}` markers: count up from
+/// the newest listed until a create succeeds, then remove the markers
+/// [`KEPT_GENERATION_MARKERS`] or more below it.
+///
+/// Removing markers lets a claimer that listed before a removal create a
+/// removed one again, so a claim counts only if the newest marker, listed
+/// after it, is less than [`KEPT_GENERATION_MARKERS`] above it: a marker is
+/// removed only by a claim that far above it, and the newest marker is
+/// never removed, so a generation that was ever removed is always that far
+/// below the newest. Otherwise the claimer counts up again from the newest.
+///
+/// `create(g)`: `Ok(true)` if this call created the marker, `Ok(false)` if
+/// it existed. `remove` may fail (another claimer may have removed it).
+pub(crate) fn claim_with_markers(
+    list: impl Fn() -> Result<Vec<u64>, StateError>,
+    create: impl Fn(u64) -> Result<bool, StateError>,
+    remove: impl Fn(u64),
+) -> Result<u64, StateError> {
+    let mut newest = list()?.into_iter().max().unwrap_or(0);
+    loop {
+        let mut g = newest + 1;
+        while !create(g)? {
+            g += 1;
+        }
+        let listed = list()?;
+        newest = listed.iter().copied().max().unwrap_or(g);
+        if newest < g + KEPT_GENERATION_MARKERS {
+            for old in listed.into_iter().filter(|&m| m + KEPT_GENERATION_MARKERS <= g) {
+                remove(old);
+            }
+            return Ok(g);
+        }
+    }
+}
+
 /// The generation `g` a `gen-{g}` marker names.
 pub(crate) fn generation_of(name: &str) -> Option<u64> {
     name.strip_prefix("gen-")?.parse().ok()

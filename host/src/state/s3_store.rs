@@ -31,8 +31,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::{
-    CheckpointMeta, CheckpointStore, StateError, files, generation_of, listed_record, parse_record, record_id,
-    verify_chunks,
+    CheckpointMeta, CheckpointStore, StateError, claim_with_markers, files, generation_of, listed_record, parse_record,
+    record_id, verify_chunks,
 };
 
 pub struct S3Store {
@@ -265,28 +265,35 @@ impl CheckpointStore for S3Store {
     }
 
     fn claim_generation(&self) -> Result<u64, StateError> {
-        let listed = self
-            .run(self.store.list_with_delimiter(Some(&self.prefix)))
-            .map_err(|e| self.err(format!("cannot list: {e}")))?;
-        let mut g = listed
-            .objects
-            .iter()
-            .filter_map(|o| o.location.filename().and_then(generation_of))
-            .max()
-            .unwrap_or(0);
-        loop {
-            g += 1;
-            let marker = self.prefix.clone().join(format!("gen-{g}"));
-            let create = PutOptions {
-                mode: PutMode::Create,
-                ..Default::default()
-            };
-            match self.run(self.store.put_opts(&marker, PutPayload::from_static(b""), create)) {
-                Ok(_) => return Ok(g),
-                Err(object_store::Error::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(self.err(format!("cannot create {marker}: {e}"))),
-            }
-        }
+        let marker = |g: u64| self.prefix.clone().join(format!("gen-{g}"));
+        claim_with_markers(
+            || {
+                let listed = self
+                    .run(self.store.list_with_delimiter(Some(&self.prefix)))
+                    .map_err(|e| self.err(format!("cannot list: {e}")))?;
+                Ok(listed
+                    .objects
+                    .iter()
+                    .filter_map(|o| o.location.filename().and_then(generation_of))
+                    .collect())
+            },
+            |g| {
+                let create = PutOptions {
+                    mode: PutMode::Create,
+                    ..Default::default()
+                };
+                match self.run(self.store.put_opts(&marker(g), PutPayload::from_static(b""), create)) {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                    Err(e) => Err(self.err(format!("cannot create {}: {e}", marker(g)))),
+                }
+            },
+            |old| {
+                if let Err(e) = self.run(self.store.delete(&marker(old))) {
+                    tracing::debug!(marker = %marker(old), error = %e, "could not remove an old generation marker");
+                }
+            },
+        )
     }
 
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {
@@ -385,6 +392,18 @@ impl S3Store {
                 .put(&key, PutPayload::from(bytes[..len.min(bytes.len())].to_vec())),
         )
         .unwrap();
+    }
+
+    /// The `gen-{g}` markers in the store (for tests of their pruning).
+    pub fn generation_markers_for_test(&self) -> Vec<u64> {
+        let listed = self.run(self.store.list_with_delimiter(Some(&self.prefix))).unwrap();
+        let mut out: Vec<u64> = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().and_then(generation_of))
+            .collect();
+        out.sort();
+        out
     }
 }
 
