@@ -4,7 +4,8 @@
 # Prints events/s, fire-to-Redis latency (p50, p99, max), checkpoint pause and
 # duration, the engine's own CPU time per million events and peak RSS, the
 # same for `featherflow replay` of the same events (and the run/replay CPU
-# ratio), and Redis's CPU time.
+# ratio), the replay again writing to Redis (to split run's extra cost into
+# the Kafka source's and the Redis sink's), and Redis's CPU time.
 #   EVENTS=3000000 USERS=100000 scripts/bench-run.sh
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 #   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
@@ -80,6 +81,15 @@ p, replay_cpu, _ = measure([os.environ["BIN"], "replay", "--events", events_file
                             "--out", "/dev/null", "--dead-letter", ""])
 print(f"replay: engine CPU {replay_cpu:.2f} s = {replay_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events (same events, JSON lines to /dev/null)")
 print(f"run / replay CPU per event: {run_cpu / max(replay_cpu, 1e-9):.2f}x")
+# The same replay writing to Redis (database 2) as run does: what run costs
+# beyond it is the Kafka source's; what it costs beyond the replay above is
+# the Redis sink's.
+subprocess.run(["redis-cli", "-p", rport, "-n", "2", "flushdb"], stdout=subprocess.DEVNULL, check=True)
+p, to_redis_cpu, _ = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
+                              "--redis", f"redis://127.0.0.1:{rport}/2", "--dead-letter", ""])
+print(f"replay --redis: engine CPU {to_redis_cpu:.2f} s = {to_redis_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events"
+      f" (run / this {run_cpu / max(to_redis_cpu, 1e-9):.2f}x: the Kafka source's share; this / replay"
+      f" {to_redis_cpu / max(replay_cpu, 1e-9):.2f}x: the Redis sink's)")
 sys.exit(p.returncode)
 PY
 echo "== Redis: $(redis-cli -p "$RPORT" dbsize) keys"
