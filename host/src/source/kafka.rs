@@ -179,7 +179,7 @@ impl MessageQueue {
     /// the first to arrive within `timeout` and what came with it.
     /// (`rd_kafka_consume_batch_queue` waits out its timeout unless the
     /// batch is full, so it only ever waits for one message.)
-    pub(super) fn take(&self, timeout: Duration) -> Taken {
+    fn take(&self, timeout: Duration) -> Taken {
         let mut t = Taken {
             messages: [std::ptr::null_mut(); BLOCK],
             n: 0,
@@ -193,6 +193,29 @@ impl MessageQueue {
             }
         }
         t
+    }
+
+    /// [`MessageQueue::take`], then hand the records over partition by
+    /// partition (each partition's run of them as one block), telling
+    /// `next` each partition's next offset. `None` when nothing came;
+    /// else whether any record came, and the error that came with them.
+    pub(super) fn hand_over(
+        &self,
+        timeout: Duration,
+        f: &mut dyn FnMut(u32, &Block<'_>),
+        mut next: impl FnMut(i32, i64),
+    ) -> Option<(bool, Option<String>)> {
+        let taken = self.take(timeout);
+        if taken.is_empty() {
+            return None;
+        }
+        let (records, failed) = taken.records();
+        for run in records.chunk_by(|a, b| a.0 == b.0) {
+            let lines: SmallVec<[(u64, &[u8]); BLOCK]> = run.iter().map(|&(_, o, b)| (o, b)).collect();
+            f(run[0].0 as u32, &lines);
+            next(run[0].0, run[run.len() - 1].1 as i64 + 1);
+        }
+        Some((!records.is_empty(), failed))
     }
 
     fn consume(&self, timeout_ms: i32, into: &mut [*mut rdsys::rd_kafka_message_t]) -> usize {
@@ -213,16 +236,16 @@ impl Drop for MessageQueue {
 
 /// Messages taken off a [`MessageQueue`], handed back to librdkafka (their
 /// payloads released) when dropped.
-pub(super) struct Taken {
+struct Taken {
     messages: [*mut rdsys::rd_kafka_message_t; BLOCK],
     n: usize,
 }
 
 /// A message's partition, offset and payload.
-pub(super) type Record<'a> = (i32, u64, &'a [u8]);
+type Record<'a> = (i32, u64, &'a [u8]);
 
 impl Taken {
-    pub(super) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.n == 0
     }
 
@@ -230,7 +253,7 @@ impl Taken {
     /// among the messages, if any. An error does not end the batch: the
     /// records after it are handed over too (they are the partitions'
     /// next messages either way).
-    pub(super) fn records(&self) -> (SmallVec<[Record<'_>; BLOCK]>, Option<String>) {
+    fn records(&self) -> (SmallVec<[Record<'_>; BLOCK]>, Option<String>) {
         let mut records = SmallVec::new();
         let mut failed = None;
         for &m in &self.messages[..self.n] {
@@ -265,18 +288,6 @@ impl Drop for Taken {
             unsafe { rdsys::rd_kafka_message_destroy(m) }
         }
     }
-}
-
-/// Hand over `records` partition by partition (each partition's run of
-/// them as one block); returns each partition's next offset.
-pub(super) fn hand_over(records: &[Record<'_>], f: &mut dyn FnMut(u32, &Block<'_>)) -> SmallVec<[(i32, i64); 4]> {
-    let mut next = SmallVec::new();
-    for run in records.chunk_by(|a, b| a.0 == b.0) {
-        let lines: SmallVec<[(u64, &[u8]); BLOCK]> = run.iter().map(|&(_, o, b)| (o, b)).collect();
-        f(run[0].0 as u32, &lines);
-        next.push((run[0].0, run[run.len() - 1].1 as i64 + 1));
-    }
-    next
 }
 
 /// The outcome of a poll that took messages: records, then the error
@@ -513,19 +524,16 @@ impl Source for KafkaSource {
         if self.at_end() {
             return Ok(Polled::End);
         }
-        let taken = self.queue.take(timeout);
-        if taken.is_empty() {
+        let next = &mut self.next;
+        let Some((records, failed)) = self.queue.hand_over(timeout, f, |p, o| {
+            next.insert(p, o);
+        }) else {
             return Ok(Polled::Quiet);
+        };
+        if records {
+            self.consumer.context().ok();
+            self.last_message = Instant::now();
         }
-        let (records, failed) = taken.records();
-        if records.is_empty() {
-            return polled(failed, |reason| self.unavailable(reason));
-        }
-        self.consumer.context().ok();
-        for (p, next) in hand_over(&records, f) {
-            self.next.insert(p, next);
-        }
-        self.last_message = Instant::now();
         polled(failed, |reason| self.unavailable(reason))
     }
 

@@ -26,7 +26,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::kafka::{
-    MessageQueue, QuietContext, client_config, commit_courtesy, hand_over, polled, position_passed, wait_for_partitions,
+    MessageQueue, QuietContext, client_config, commit_courtesy, polled, position_passed, wait_for_partitions,
 };
 use super::{Block, Polled, Source, SourceError};
 use crate::config::KafkaConfig;
@@ -355,19 +355,14 @@ impl Source for PartitionSource {
         if self.at_end() {
             return Ok(Polled::End);
         }
-        let taken = self.queue.take(timeout);
-        if taken.is_empty() {
+        let next = &mut self.next;
+        let Some((records, failed)) = self.queue.hand_over(timeout, f, |_, o| *next = Some(o)) else {
             return Ok(Polled::Quiet);
+        };
+        if records {
+            self.consumer.context().quiet.ok();
+            self.last_message = Instant::now();
         }
-        let (records, failed) = taken.records();
-        if records.is_empty() {
-            return polled(failed, |reason| self.unavailable(reason));
-        }
-        self.consumer.context().quiet.ok();
-        for (_, next) in hand_over(&records, f) {
-            self.next = Some(next);
-        }
-        self.last_message = Instant::now();
         polled(failed, |reason| self.unavailable(reason))
     }
 

@@ -202,12 +202,16 @@ fn parse_url(url: &str) -> Result<(String, String), String> {
 }
 
 impl S3Store {
+    /// The objects and sub-prefixes directly under the prefix.
+    fn listed(&self) -> Result<object_store::ListResult, StateError> {
+        self.run(self.store.list_with_delimiter(Some(&self.prefix)))
+            .map_err(|e| self.err(format!("cannot list: {e}")))
+    }
+
     /// The partitions with a store under this prefix (`partition-N/`, the
     /// stores of a consumer group's members).
     pub fn partitions(&self) -> Result<Vec<u32>, StateError> {
-        let listed = self
-            .run(self.store.list_with_delimiter(Some(&self.prefix)))
-            .map_err(|e| self.err(format!("cannot list: {e}")))?;
+        let listed = self.listed()?;
         Ok(listed
             .common_prefixes
             .iter()
@@ -268,9 +272,7 @@ impl CheckpointStore for S3Store {
         let marker = |g: u64| self.prefix.clone().join(format!("gen-{g}"));
         claim_with_markers(
             || {
-                let listed = self
-                    .run(self.store.list_with_delimiter(Some(&self.prefix)))
-                    .map_err(|e| self.err(format!("cannot list: {e}")))?;
+                let listed = self.listed()?;
                 Ok(listed
                     .objects
                     .iter()
@@ -297,9 +299,7 @@ impl CheckpointStore for S3Store {
     }
 
     fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {
-        let listed = self
-            .run(self.store.list_with_delimiter(Some(&self.prefix)))
-            .map_err(|e| self.err(format!("cannot list: {e}")))?;
+        let listed = self.listed()?;
         let mut out = Vec::new();
         for object in listed.objects {
             let Some(id) = object.location.filename().and_then(record_id) else {
@@ -357,9 +357,7 @@ impl CheckpointStore for S3Store {
 
     /// Chunk prefixes without a record, of ids below `below`.
     fn remove_orphans_below(&self, below: u64) -> Result<(), StateError> {
-        let listed = self
-            .run(self.store.list_with_delimiter(Some(&self.prefix)))
-            .map_err(|e| self.err(format!("cannot list: {e}")))?;
+        let listed = self.listed()?;
         let records: Vec<&Path> = listed.objects.iter().map(|o| &o.location).collect();
         let mut removed = 0;
         for dir in &listed.common_prefixes {
@@ -396,7 +394,7 @@ impl S3Store {
 
     /// The `gen-{g}` markers in the store (for tests of their pruning).
     pub fn generation_markers_for_test(&self) -> Vec<u64> {
-        let listed = self.run(self.store.list_with_delimiter(Some(&self.prefix))).unwrap();
+        let listed = self.listed().unwrap();
         let mut out: Vec<u64> = listed
             .objects
             .iter()
