@@ -346,7 +346,8 @@ fn run_partition(
         engine.add_view(plugin.clone())?;
     }
     // Each partition watches the plugin directory: a deploy reaches every
-    // partition (compiled once, through plugins.cache-dir when set).
+    // partition, compiled once (the partitions' loads of it share one
+    // compilation; plugins.cache-dir keeps it for later loads).
     let known = plugins
         .iter()
         .map(|p| (p.source.clone().into(), (p.declaration.view.clone(), p.hash.clone())))

@@ -24,8 +24,18 @@ pub(super) struct EngineInner {
     pub(super) linker: Linker<Sandbox>,
     /// Where compiled components are kept (`plugins.cache-dir`), if anywhere.
     pub(super) cache_dir: Option<std::path::PathBuf>,
+    /// Components being compiled, by content hash. A load of the same
+    /// component meanwhile waits for that compilation and shares its
+    /// result: in a consumer group every partition's watcher loads a new
+    /// plugin at once, and each compiling its own copy of a Python or JS
+    /// component (10-20 s, ~600 MiB each) multiplied time and memory by the
+    /// number of partitions.
+    pub(super) compiling: std::sync::Mutex<std::collections::HashMap<String, Arc<Compiling>>>,
     stop_ticker: Arc<AtomicBool>,
 }
+
+/// One compilation of a component, which every load of it meanwhile waits for.
+pub(super) type Compiling = std::sync::OnceLock<Result<(wasmtime::component::Component, bool), String>>;
 
 impl Drop for EngineInner {
     fn drop(&mut self) {
@@ -81,6 +91,7 @@ impl PluginEngine {
             engine: engine.clone(),
             linker,
             cache_dir,
+            compiling: Default::default(),
             stop_ticker: stop.clone(),
         });
         // The ticker holds only a weak reference, so dropping the last

@@ -98,11 +98,35 @@ fn declared_limits(bytes: &[u8], limits: Limits) -> Result<Limits, String> {
 }
 
 impl PluginEngine {
+    /// [`PluginEngine::compile_or_read`], once for all the loads of the
+    /// same component at the same time (see `EngineInner::compiling`).
+    /// Returns whether the component was read from the cache or compiled
+    /// by another load.
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<(Component, bool), String> {
+        let lock = || self.inner.compiling.lock().unwrap_or_else(|e| e.into_inner());
+        let cell = lock().entry(hash.to_string()).or_default().clone();
+        let mut ran = false;
+        let result = cell
+            .get_or_init(|| {
+                ran = true;
+                self.compile_or_read(bytes, hash)
+            })
+            .clone();
+        {
+            let mut map = lock();
+            if map.get(hash).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+                map.remove(hash);
+            }
+        }
+        let (component, from_cache) = result?;
+        Ok((component, from_cache || !ran))
+    }
+
     /// Compile `bytes` (SHA-256 `hash`), or read them compiled from the
     /// cache directory. Returns whether they came from the cache. The cache
     /// is best effort: a file that cannot be read or written is logged and
     /// the component compiled.
-    fn compile(&self, bytes: &[u8], hash: &str) -> Result<(Component, bool), String> {
+    fn compile_or_read(&self, bytes: &[u8], hash: &str) -> Result<(Component, bool), String> {
         let engine = &self.inner.engine;
         let compile =
             || Component::from_binary(engine, bytes).map_err(|e| format!("not a valid WebAssembly component: {e:#}"));

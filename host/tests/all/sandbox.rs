@@ -254,6 +254,34 @@ fn compiled_components_are_cached_by_content_and_a_damaged_file_is_compiled_agai
 }
 
 #[test]
+fn loads_of_one_component_at_the_same_time_compile_it_once() {
+    // As the watchers of a group's partitions do when a plugin is deployed;
+    // no cache directory, so each load would otherwise compile.
+    let engine = PluginEngine::new().unwrap();
+    let start = std::sync::Barrier::new(4);
+    let loads: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    engine.load_file(&guest("user-activity"), limits()).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let compiled = loads.iter().filter(|p| !p.from_cache).count();
+    assert_eq!(compiled, 1, "one load compiles, the others share it");
+    assert!(
+        loads
+            .iter()
+            .all(|p| p.declaration == loads[0].declaration && p.hash == loads[0].hash)
+    );
+    // Once done, a load compiles again (nothing is kept in memory).
+    assert!(!engine.load_file(&guest("user-activity"), limits()).unwrap().from_cache);
+}
+
+#[test]
 fn repeated_failures_disable_the_view_and_the_rest_runs_on() {
     // Poison in three consecutive batches of 4.
     let (engine, records, _) = run_beside("trap", &events_with_poison(&[1, 5, 9]));
