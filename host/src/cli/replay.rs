@@ -115,10 +115,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let limits = Limits::from_config(&config);
     let plugins = load_plugins(&plugin_engine, &dir, limits)?;
     let deploys = if args.watch {
-        let known = plugins
-            .iter()
-            .map(|p| (PathBuf::from(&p.source), (p.declaration.view.clone(), p.hash.clone())))
-            .collect();
+        let known = crate::plugin::watch::known(&plugins);
         let events = crate::plugin::watch::watch(&dir, plugin_engine.clone(), limits, known)?;
         Some(Deploys::new(events, None))
     } else {

@@ -83,10 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     // Hot deploys: the watcher validates off the hot path; the loop swaps.
-    let known = plugins
-        .iter()
-        .map(|p| (PathBuf::from(&p.source), (p.declaration.view.clone(), p.hash.clone())))
-        .collect();
+    let known = crate::plugin::watch::known(&plugins);
     let events = crate::plugin::watch::watch(plugins_dir, plugin_engine.clone(), limits, known)?;
     let deploys = Deploys::new(
         events,

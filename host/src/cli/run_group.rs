@@ -45,6 +45,7 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineConfig};
 use crate::pipeline::checkpoint::CheckpointStats;
 use crate::pipeline::{Checkpointer, Deploys, Pipeline, StatusPublisher, Summary};
+use crate::plugin::watch::WatchHub;
 use crate::plugin::{Limits, PluginEngine};
 use crate::sink::{RecordLog, RedisSink};
 use crate::source::Source;
@@ -62,6 +63,8 @@ struct Shared {
     /// The plugin history file's deploys, written once whichever partition
     /// applies them first.
     history: crate::pipeline::deploy::SharedHistory,
+    /// The one watcher of the plugin directory; each partition subscribes.
+    plugins: WatchHub,
     /// The chosen start, and the partitions already started from it (a
     /// partition assigned again later starts from its newest).
     start_from: Mutex<(StartFrom, BTreeSet<u32>)>,
@@ -151,7 +154,13 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     let plugin_engine = PluginEngine::from_config(&config)?;
     let limits = Limits::from_config(&config);
     // Refuse a broken plugin directory before joining the group.
-    load_plugins(&plugin_engine, Path::new(&config.plugins.dir), limits)?;
+    let loaded = load_plugins(&plugin_engine, Path::new(&config.plugins.dir), limits)?;
+    let plugins = WatchHub::start(
+        Path::new(&config.plugins.dir),
+        plugin_engine.clone(),
+        limits,
+        crate::plugin::watch::known(&loaded),
+    )?;
     let redis = RedisSink::from_config(&config.redis)?;
     let redis_stats = redis.stats.clone();
     let status = job_status(&config, Vec::new());
@@ -166,6 +175,7 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         redis,
         bounded: args.bounded,
         history: Default::default(),
+        plugins,
         start_from: Mutex::new((start_from, BTreeSet::new())),
         config,
     });
@@ -334,6 +344,9 @@ fn run_partition(
     let p = source.partition as u32;
     let store = crate::state::open_partition_store(&config.checkpoint, p)?;
     let plugins_dir = Path::new(&config.plugins.dir);
+    // Deploys from now on (a deploy while the directory is loaded arrives
+    // too, and changes nothing if it was loaded).
+    let events = shared.plugins.subscribe();
     let plugins = load_plugins(&shared.plugin_engine, plugins_dir, shared.limits)?;
     let mut engine = Engine::new(
         EngineConfig::from_config(config, clock::now_ms(), !shared.bounded),
@@ -345,14 +358,6 @@ fn run_partition(
     for plugin in &plugins {
         engine.add_view(plugin.clone())?;
     }
-    // Each partition watches the plugin directory: a deploy reaches every
-    // partition, compiled once (the partitions' loads of it share one
-    // compilation; plugins.cache-dir keeps it for later loads).
-    let known = plugins
-        .iter()
-        .map(|p| (p.source.clone().into(), (p.declaration.view.clone(), p.hash.clone())))
-        .collect();
-    let events = crate::plugin::watch::watch(plugins_dir, shared.plugin_engine.clone(), shared.limits, known)?;
     // Every partition applies the same deploys: the history file gets each
     // once, from the partition that applies it first.
     let history = Path::new(&config.checkpoint.dir).join("plugin-history.jsonl");

@@ -20,8 +20,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
@@ -49,6 +49,113 @@ pub enum PluginEvent {
     Refused { path: PathBuf, reason: String },
     /// A plugin file was removed: stop its view.
     Removed { path: PathBuf, view: String },
+}
+
+impl PluginEvent {
+    /// The same event for another engine core: a deploy gets an instance of
+    /// its own (or, if that cannot be made, is refused there).
+    fn for_another_core(&self) -> PluginEvent {
+        match self {
+            PluginEvent::Deploy {
+                path,
+                plugin,
+                noticed,
+                reset,
+                ..
+            } => match plugin.instantiate() {
+                Ok(instance) => PluginEvent::Deploy {
+                    path: path.clone(),
+                    plugin: plugin.clone(),
+                    instance: Box::new(instance),
+                    noticed: *noticed,
+                    reset: *reset,
+                },
+                Err(e) => PluginEvent::Refused {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            },
+            PluginEvent::Refused { path, reason } => PluginEvent::Refused {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            PluginEvent::Removed { path, view } => PluginEvent::Removed {
+                path: path.clone(),
+                view: view.clone(),
+            },
+        }
+    }
+}
+
+/// One watcher for several engine cores (a group engine's partitions): the
+/// directory is scanned once per change and every core gets the same
+/// decision, each deploy with an instance of its own. With a watcher per
+/// core, each compiled the new file, and only the first to scan saw an
+/// `x.reset` marker (it consumes it): the others swapped with the states
+/// kept, or refused. It also took an inotify instance and a thread per
+/// partition.
+#[derive(Clone)]
+pub struct WatchHub {
+    cores: Arc<Mutex<Vec<Sender<PluginEvent>>>>,
+}
+
+impl WatchHub {
+    /// Watch `dir` ([`watch`]) for the cores that [`WatchHub::subscribe`].
+    pub fn start(
+        dir: &Path,
+        engine: PluginEngine,
+        limits: Limits,
+        known: BTreeMap<PathBuf, (String, String)>,
+    ) -> Result<Self, PluginError> {
+        let events = watch(dir, engine, limits, known)?;
+        let cores: Arc<Mutex<Vec<Sender<PluginEvent>>>> = Arc::default();
+        let hub = cores.clone();
+        std::thread::Builder::new()
+            .name("plugin-hub".into())
+            .spawn(move || {
+                for event in events {
+                    let mut cores = hub.lock().unwrap_or_else(|e| e.into_inner());
+                    let n = cores.len();
+                    let mut event = Some(event);
+                    let mut open = Vec::with_capacity(n);
+                    for (i, core) in cores.drain(..).enumerate() {
+                        let e = if i + 1 == n {
+                            event.take().expect("the last core gets the event itself")
+                        } else {
+                            event.as_ref().expect("kept for the last core").for_another_core()
+                        };
+                        // A core that is gone (its partition revoked) is dropped.
+                        if core.send(e).is_ok() {
+                            open.push(core);
+                        }
+                    }
+                    *cores = open;
+                }
+            })
+            .map_err(|e| PluginError::Watch {
+                dir: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self { cores })
+    }
+
+    /// The events from now on, for one more core. Subscribe before loading
+    /// the directory: a deploy in between then arrives as well (a deploy of
+    /// what the core already runs changes nothing).
+    pub fn subscribe(&self) -> Receiver<PluginEvent> {
+        let (tx, rx) = channel();
+        self.cores.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
+        rx
+    }
+}
+
+/// What [`watch`] is told is loaded already: each plugin's file, with its
+/// view and content hash.
+pub fn known(plugins: &[Arc<Plugin>]) -> BTreeMap<PathBuf, (String, String)> {
+    plugins
+        .iter()
+        .map(|p| (PathBuf::from(&p.source), (p.declaration.view.clone(), p.hash.clone())))
+        .collect()
 }
 
 /// Start watching `dir`. `known` maps the files already loaded to their

@@ -1400,6 +1400,43 @@ fn a_consumer_group_writes_a_redis_cluster_through_a_failover() {
 }
 
 #[test]
+fn a_deploy_with_a_reset_resets_every_partition_of_a_group_member() {
+    // One watcher decides for all 4 engine cores: the x.reset marker, which
+    // the deploy consumes, applies to every partition (with a watcher per
+    // core, only the first to scan saw it; the others kept their states).
+    let s = setup_unproduced(60_000, 2_000);
+    let shared = s.dir.path().join("shared");
+    let g = Group::new(s, &format!("file://{}", shared.display()));
+    let port = services::free_port();
+    g.produce(0);
+    let a = g.worker(port);
+    wait_owned(port, "owned every partition", |ps| ps.len() == 4);
+    let v1_hash = serving_hash(port, "user_features");
+    std::fs::write(g.s.plugins.path().join("user-activity.reset"), b"").unwrap();
+    let tmp = g.s.plugins.path().join("user-activity.wasm.tmp");
+    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
+    std::fs::rename(&tmp, g.s.plugins.path().join("user-activity.wasm")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serving_hash(port, "user_features") == v1_hash {
+        assert!(Instant::now() < deadline, "the deploy was not applied");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Every core applies it as a reset: the history (written once per
+    // distinct outcome) holds one record for the view, a reset.
+    std::thread::sleep(Duration::from_secs(2));
+    let (history, _) = run_ok(
+        featherflow()
+            .args(["plugin", "history", "--json", "--config"])
+            .arg(&g.config),
+    );
+    let records: Vec<&str> = history.lines().filter(|l| l.contains("\"user_features\"")).collect();
+    assert_eq!(records.len(), 1, "{history}");
+    assert!(records[0].contains("\"reset\""), "{history}");
+    assert!(!g.s.plugins.path().join("user-activity.reset").exists());
+    g.stop(a, "A");
+}
+
+#[test]
 fn a_hot_swap_reaches_every_partition_of_a_group_member() {
     // A group of one owns 4 partitions, each in its own engine core: a
     // deploy must reach every one, with its states kept. Every user's last
