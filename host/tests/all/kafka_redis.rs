@@ -199,6 +199,28 @@ fn plugin_hash(meta: &serde_json::Value, view: &str) -> String {
         .unwrap_or_else(|| panic!("no {view} in {meta}"))
 }
 
+/// Deploy v2 of user-activity the safe way: write beside, then rename.
+fn deploy_v2(plugins: &Path) {
+    let tmp = plugins.join("user-activity.wasm.tmp");
+    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
+    std::fs::rename(&tmp, plugins.join("user-activity.wasm")).unwrap();
+}
+
+/// A job's `plugin history --json`, and its records of `view`.
+fn history_of(config: &Path, view: &str) -> (String, Vec<String>) {
+    let (history, _) = run_ok(
+        featherflow()
+            .args(["plugin", "history", "--json", "--config"])
+            .arg(config),
+    );
+    let records = history
+        .lines()
+        .filter(|l| l.contains(&format!("\"{view}\"")))
+        .map(String::from)
+        .collect();
+    (history, records)
+}
+
 /// The content hash of the plugin serving `view`, from `/api/plugins`.
 fn serving_hash(port: u16, view: &str) -> String {
     let response = http_get(port, "/api/plugins");
@@ -629,10 +651,7 @@ fn hot_swap_then_sigkill_resumes_with_the_new_version() {
         plugin_hash(s.checkpoints(&config).last().unwrap(), "user_features"),
         v1_hash
     );
-    // Deploy v2 the safe way: write beside, then rename.
-    let tmp = s.plugins.path().join("user-activity.wasm.tmp");
-    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
-    std::fs::rename(&tmp, s.plugins.path().join("user-activity.wasm")).unwrap();
+    deploy_v2(s.plugins.path());
     let deadline = Instant::now() + Duration::from_secs(20);
     while !http_get(s.api_port, "/api/plugins").contains("\"version\":\"2.0.0\"") {
         assert!(Instant::now() < deadline, "v2 was not deployed");
@@ -1399,12 +1418,10 @@ fn a_consumer_group_writes_a_redis_cluster_through_a_failover() {
     g.finish_and_compare_with(&[], || cluster.dump());
 }
 
-#[test]
-fn a_deploy_with_a_reset_resets_every_partition_of_a_group_member() {
-    // One watcher decides for all 4 engine cores: the x.reset marker, which
-    // the deploy consumes, applies to every partition (with a watcher per
-    // core, only the first to scan saw it; the others kept their states).
-    let s = setup_unproduced(60_000, 2_000);
+/// A group of one owning the 4 partitions of `s`'s topic (checkpoints in a
+/// shared directory), the log's first part produced: the group, its member,
+/// the member's API port and the hash of the plugin serving user_features.
+fn group_of_one(s: Setup) -> (Group, Running, u16, String) {
     let shared = s.dir.path().join("shared");
     let g = Group::new(s, &format!("file://{}", shared.display()));
     let port = services::free_port();
@@ -1412,10 +1429,17 @@ fn a_deploy_with_a_reset_resets_every_partition_of_a_group_member() {
     let a = g.worker(port);
     wait_owned(port, "owned every partition", |ps| ps.len() == 4);
     let v1_hash = serving_hash(port, "user_features");
+    (g, a, port, v1_hash)
+}
+
+#[test]
+fn a_deploy_with_a_reset_resets_every_partition_of_a_group_member() {
+    // One watcher decides for all 4 engine cores: the x.reset marker, which
+    // the deploy consumes, applies to every partition (with a watcher per
+    // core, only the first to scan saw it; the others kept their states).
+    let (g, a, port, v1_hash) = group_of_one(setup_unproduced(60_000, 2_000));
     std::fs::write(g.s.plugins.path().join("user-activity.reset"), b"").unwrap();
-    let tmp = g.s.plugins.path().join("user-activity.wasm.tmp");
-    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
-    std::fs::rename(&tmp, g.s.plugins.path().join("user-activity.wasm")).unwrap();
+    deploy_v2(g.s.plugins.path());
     let deadline = Instant::now() + Duration::from_secs(30);
     while serving_hash(port, "user_features") == v1_hash {
         assert!(Instant::now() < deadline, "the deploy was not applied");
@@ -1424,12 +1448,7 @@ fn a_deploy_with_a_reset_resets_every_partition_of_a_group_member() {
     // Every core applies it as a reset: the history (written once per
     // distinct outcome) holds one record for the view, a reset.
     std::thread::sleep(Duration::from_secs(2));
-    let (history, _) = run_ok(
-        featherflow()
-            .args(["plugin", "history", "--json", "--config"])
-            .arg(&g.config),
-    );
-    let records: Vec<&str> = history.lines().filter(|l| l.contains("\"user_features\"")).collect();
+    let (history, records) = history_of(&g.config, "user_features");
     assert_eq!(records.len(), 1, "{history}");
     assert!(records[0].contains("\"reset\""), "{history}");
     assert!(!g.s.plugins.path().join("user-activity.reset").exists());
@@ -1443,16 +1462,8 @@ fn a_hot_swap_reaches_every_partition_of_a_group_member() {
     // windows fire after the swap, so Redis ends as a replay with v2.
     let s = setup_unproduced(240_000, 2_000);
     let reference_v2 = s.reference_with_v2();
-    let shared = s.dir.path().join("shared");
-    let g = Group::new(s, &format!("file://{}", shared.display()));
-    let port = services::free_port();
-    g.produce(0);
-    let a = g.worker(port);
-    wait_owned(port, "owned every partition", |ps| ps.len() == 4);
-    let v1_hash = serving_hash(port, "user_features");
-    let tmp = g.s.plugins.path().join("user-activity.wasm.tmp");
-    std::fs::copy(crate::guest("v2-user-activity"), &tmp).unwrap();
-    std::fs::rename(&tmp, g.s.plugins.path().join("user-activity.wasm")).unwrap();
+    let (g, a, _, v1_hash) = group_of_one(s);
+    deploy_v2(g.s.plugins.path());
     // Every partition's newest checkpoint is taken by v2.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -1469,12 +1480,7 @@ fn a_hot_swap_reaches_every_partition_of_a_group_member() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // The history has the swap once, not once per partition.
-    let (history, _) = run_ok(
-        featherflow()
-            .args(["plugin", "history", "--json", "--config"])
-            .arg(&g.config),
-    );
-    let swaps: Vec<&str> = history.lines().filter(|l| l.contains("\"user_features\"")).collect();
+    let (history, swaps) = history_of(&g.config, "user_features");
     assert_eq!(swaps.len(), 1, "{history}");
     assert!(
         swaps[0].contains("\"swapped\"") || swaps[0].contains("\"migrated\""),
