@@ -260,21 +260,23 @@ impl Taken {
             // SAFETY: a message librdkafka handed over and `self` has not
             // destroyed yet; its payload lives as long as it does.
             let msg = unsafe { &*m };
-            if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                if failed.is_none() {
-                    let code = rdkafka::error::RDKafkaErrorCode::from(msg.err);
-                    // SAFETY: as above; the string lives as long as the message.
-                    let why = unsafe { std::ffi::CStr::from_ptr(rdsys::rd_kafka_message_errstr(m)) };
-                    failed = Some(format!("{code}: {}", why.to_string_lossy()));
-                }
-                continue;
-            }
             let payload = if msg.payload.is_null() {
                 &[][..]
             } else {
                 // SAFETY: `len` bytes at `payload`, alive with the message.
                 unsafe { std::slice::from_raw_parts(msg.payload as *const u8, msg.len) }
             };
+            if msg.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                // An error's payload, if any, is its description.
+                if failed.is_none() {
+                    let code = rdkafka::error::RDKafkaErrorCode::from(msg.err);
+                    failed = Some(match payload {
+                        [] => code.to_string(),
+                        why => format!("{code}: {}", String::from_utf8_lossy(why)),
+                    });
+                }
+                continue;
+            }
             records.push((msg.partition, msg.offset as u64, payload));
         }
         (records, failed)
