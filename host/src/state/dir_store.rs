@@ -143,12 +143,7 @@ impl CheckpointStore for DirStore {
 
     fn claim_generation(&self) -> Result<u64, StateError> {
         claim_with_markers(
-            || {
-                let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(format!("cannot list: {e}")))?;
-                Ok(entries
-                    .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
-                    .collect())
-            },
+            || self.generations(),
             |g| {
                 let marker = self.root.join(format!("gen-{g}"));
                 match std::fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
@@ -246,12 +241,17 @@ impl DirStore {
         std::fs::write(&path, &bytes[..len.min(bytes.len())]).unwrap();
     }
 
-    /// The `gen-{g}` markers in the store (for tests of their pruning).
-    pub fn generation_markers_for_test(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = std::fs::read_dir(&self.root)
-            .unwrap()
+    /// The generations of the `gen-{g}` markers in the store.
+    fn generations(&self) -> Result<Vec<u64>, StateError> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| self.err(format!("cannot list: {e}")))?;
+        Ok(entries
             .filter_map(|e| generation_of(&e.ok()?.file_name().to_string_lossy()))
-            .collect();
+            .collect())
+    }
+
+    /// The `gen-{g}` markers in the store, sorted (for tests of their pruning).
+    pub fn generation_markers_for_test(&self) -> Vec<u64> {
+        let mut out = self.generations().unwrap();
         out.sort();
         out
     }

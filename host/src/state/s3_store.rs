@@ -208,6 +208,16 @@ impl S3Store {
             .map_err(|e| self.err(format!("cannot list: {e}")))
     }
 
+    /// The generations of the `gen-{g}` markers under the prefix.
+    fn generations(&self) -> Result<Vec<u64>, StateError> {
+        Ok(self
+            .listed()?
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename().and_then(generation_of))
+            .collect())
+    }
+
     /// The partitions with a store under this prefix (`partition-N/`, the
     /// stores of a consumer group's members).
     pub fn partitions(&self) -> Result<Vec<u32>, StateError> {
@@ -271,14 +281,7 @@ impl CheckpointStore for S3Store {
     fn claim_generation(&self) -> Result<u64, StateError> {
         let marker = |g: u64| self.prefix.clone().join(format!("gen-{g}"));
         claim_with_markers(
-            || {
-                let listed = self.listed()?;
-                Ok(listed
-                    .objects
-                    .iter()
-                    .filter_map(|o| o.location.filename().and_then(generation_of))
-                    .collect())
-            },
+            || self.generations(),
             |g| {
                 let create = PutOptions {
                     mode: PutMode::Create,
@@ -392,14 +395,9 @@ impl S3Store {
         .unwrap();
     }
 
-    /// The `gen-{g}` markers in the store (for tests of their pruning).
+    /// The `gen-{g}` markers in the store, sorted (for tests of their pruning).
     pub fn generation_markers_for_test(&self) -> Vec<u64> {
-        let listed = self.listed().unwrap();
-        let mut out: Vec<u64> = listed
-            .objects
-            .iter()
-            .filter_map(|o| o.location.filename().and_then(generation_of))
-            .collect();
+        let mut out = self.generations().unwrap();
         out.sort();
         out
     }
