@@ -10,7 +10,7 @@ use crate::plugin::{Limits, PluginEngine};
 use crate::state::format::EngineSnapshot;
 
 /// A built guest component, by package name (`user-activity`).
-fn guest(package: &str) -> std::path::PathBuf {
+pub(crate) fn guest(package: &str) -> std::path::PathBuf {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/wasm32-wasip2/wasm")
         .join(format!("{}.wasm", package.replace('-', "_")));

@@ -379,6 +379,12 @@ impl View {
         next != i64::MAX && next <= watermark
     }
 
+    /// When the windows fired and not yet finished fired, if any are.
+    #[inline]
+    pub(super) fn fired_at(&self) -> Option<Instant> {
+        self.fired_at
+    }
+
     /// Events waiting in the current batch.
     #[inline]
     pub(super) fn pending(&self) -> usize {

@@ -6,8 +6,9 @@
 //! records the loop
 //!
 //! - applies plugin deploys from the watcher ([`deploy`]),
-//! - lets idle partitions go and moves the engine's clock (unbounded
-//!   sources only; a bounded replay never reads the clock),
+//! - lets idle partitions go and moves the engine's clock, and hands
+//!   windows that fired over 10 ms ago to the sink although the stream is
+//!   busy (unbounded sources only; a bounded replay never reads the clock),
 //! - takes checkpoints ([`checkpoint`]): capture -> encode -> sink barrier ->
 //!   commit -> courtesy offset commit,
 //! - publishes the status the API shows ([`status`]).
@@ -74,6 +75,11 @@ impl PipelineError {
         }
     }
 }
+
+/// Longest a fired window waits in the engine while an unbounded source
+/// is busy ([`Engine::hand_over_older_than`]): after every block, what
+/// fired this long ago is finished and handed to the sink.
+const HAND_OVER_AFTER: Duration = Duration::from_millis(10);
 
 /// How a pipeline behaves at the edges.
 #[derive(Debug, Clone)]
@@ -537,6 +543,11 @@ impl Pipeline {
     /// Everything the loop does between two blocks.
     fn between_blocks(&mut self, bounded: bool) -> Result<(), EngineError> {
         let engine = self.engine.as_mut().expect("engine");
+        if !bounded {
+            // (A bounded input's output keeps an order that does not
+            // depend on timing.)
+            engine.hand_over_older_than(HAND_OVER_AFTER)?;
+        }
         if !bounded && self.last_idle_check.elapsed() >= Duration::from_millis(200) {
             let now = clock::now_ms();
             engine.set_now(now);
@@ -713,5 +724,86 @@ mod tests {
     fn a_quiet_stream_that_is_caught_up_is_not() {
         let s = run_silent(Some(0));
         assert!(!s.source_failing && s.source_errors == 0, "{s:?}");
+    }
+
+    /// An unbounded source that is never quiet: every poll brings one
+    /// event of user `b`, a minute of event time after the last; user
+    /// `a` has one event at the start.
+    struct Busy {
+        polls: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl Source for Busy {
+        fn name(&self) -> &str {
+            "busy"
+        }
+        fn partitions(&self) -> Vec<u32> {
+            vec![0]
+        }
+        fn seek(&mut self, _: &BTreeMap<u32, i64>) -> Result<(), SourceError> {
+            Ok(())
+        }
+        fn poll(&mut self, _: Duration, f: &mut dyn FnMut(u32, &Block<'_>)) -> Result<Polled, SourceError> {
+            std::thread::sleep(Duration::from_millis(2));
+            let n = self.polls.fetch_add(1, Ordering::SeqCst);
+            let user = if n == 0 { "a" } else { "b" };
+            let line = format!(
+                "{{\"event_time\":{},\"event_type\":\"view\",\"user_id\":\"{user}\",\"price\":1.0}}",
+                1_704_067_200_000 + n as i64 * 60_000
+            );
+            f(0, &[(n, line.as_bytes())]);
+            Ok(Polled::Records)
+        }
+        fn is_bounded(&self) -> bool {
+            false
+        }
+        fn end_offsets(&self) -> BTreeMap<u32, i64> {
+            BTreeMap::new()
+        }
+    }
+
+    #[test]
+    fn a_window_that_fires_while_the_stream_stays_busy_reaches_the_sink() {
+        // `a`'s session closes once the watermark is 10 minutes past it
+        // (poll 11 or so); one record is far from a batch of 512, and the
+        // source never turns quiet: only its age hands it over.
+        #[derive(Clone)]
+        struct Arrivals(
+            Arc<std::sync::Mutex<Vec<(String, u64)>>>,
+            Arc<std::sync::atomic::AtomicU64>,
+        );
+        impl Sink for Arrivals {
+            fn write(&mut self, r: &[crate::sink::FeatureRecord]) -> Result<(), crate::sink::SinkError> {
+                let at = self.1.load(Ordering::SeqCst);
+                self.0.lock().unwrap().extend(r.iter().map(|r| (r.key.clone(), at)));
+                Ok(())
+            }
+        }
+        let polls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let arrivals = Arrivals(Arc::default(), polls.clone());
+        let pe = crate::plugin::PluginEngine::new().unwrap();
+        let plugin = pe
+            .load_file(
+                &crate::engine::tests::guest("session-stats"),
+                crate::plugin::Limits::default(),
+            )
+            .unwrap();
+        let mut engine = Engine::new(EngineConfig::default(), Box::new(arrivals.clone()));
+        engine.add_view(Arc::new(plugin)).unwrap();
+        let mut p = Pipeline::new(
+            engine,
+            Box::new(Busy { polls: polls.clone() }),
+            PipelineOptions::default(),
+        );
+        p.start(None).unwrap();
+        p.run(&|| polls.load(Ordering::SeqCst) >= 400).unwrap();
+        let got = arrivals.0.lock().unwrap().clone();
+        let a: Vec<_> = got
+            .iter()
+            .filter(|(k, _)| k.starts_with("session_features:a:"))
+            .collect();
+        assert_eq!(a.len(), 1, "a's session, once: {got:?}");
+        // Fired around poll 11; 10 ms is a few polls of 2 ms.
+        assert!(a[0].1 < 40, "a's session reached the sink only at poll {}", a[0].1);
     }
 }
