@@ -179,6 +179,14 @@ impl Setup {
 }
 
 /// Events a checkpoint had read: the sum of its next offsets.
+/// How many keys Redis holds.
+fn keys_in_redis(s: &Setup) -> u64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
+    redis::cmd("DBSIZE")
+        .query(&mut client.get_connection().unwrap())
+        .unwrap()
+}
+
 fn events_read(meta: &serde_json::Value) -> i64 {
     meta["offsets"]
         .as_array()
@@ -349,9 +357,16 @@ fn sigkill_at_random_moments_then_restart_is_exact() {
     let mut interrupted = 0;
     for round in 0..4 {
         let child = s.run(&config, &[]);
+        let started = Instant::now();
+        // A random moment after the first keys reach Redis (or 5 s): a
+        // fixed delay after the start landed after the end of the stream
+        // when the machine read it faster than usual.
+        while keys_in_redis(&s) == 0 && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let after = Duration::from_millis(300 + (seed >> 33) % 1200);
-        std::thread::sleep(after);
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 400));
+        let after = started.elapsed();
         services::signal(child.id(), "KILL");
         let mut child = child;
         let _ = child.wait();
