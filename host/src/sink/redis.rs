@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::wire::{Connect, Reply, Wire};
 use super::{Barrier, FeatureRecord, Sink, SinkError};
 use crate::outage::Outage;
+use crate::plugin::declaration::Field;
 
 /// Counters of the Redis writer, shared with the metrics endpoint.
 #[derive(Debug, Default)]
@@ -98,10 +99,13 @@ impl RedisStats {
         Some((at(0.5), at(0.99), at(1.0)))
     }
 
-    /// Count an acknowledged batch into the per-view freshness: one map
-    /// lookup per run of records of one view (a batch is one view or a few).
+    /// Count an acknowledged batch into the per-view freshness and the
+    /// latency samples: one map lookup per run of records of one view (a
+    /// batch is one view or a few), one clock difference per record.
     fn acknowledged(&self, records: &[FeatureRecord], now: Instant, now_ms: i64) {
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        let mut samples = self.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
+        let sample = samples.len() < 4_000_000;
         for run in records.chunk_by(|a, b| a.view == b.view) {
             let view = &*run[0].view;
             if !views.contains_key(view) {
@@ -110,16 +114,22 @@ impl RedisStats {
             let f = views.get_mut(view).expect("inserted above");
             f.last_write_ms = now_ms;
             f.keys += run.len() as u64;
+            let mut sum_us = 0;
             for r in run {
                 f.newest_window_end = f.newest_window_end.max(r.window_end);
-                let ms = now.duration_since(r.fired_at).as_secs_f64() * 1000.0;
+                let us = now.duration_since(r.fired_at).as_micros().min(u32::MAX as u128) as u32;
+                let ms = f64::from(us) / 1000.0;
                 let b = FIRE_TO_ACK_BOUNDS_MS
                     .iter()
                     .position(|&u| ms <= u)
                     .unwrap_or(FIRE_TO_ACK_BOUNDS_MS.len() - 1);
                 f.fire_to_ack_buckets[b] += 1;
-                f.fire_to_ack_sum_s += ms / 1000.0;
+                sum_us += u64::from(us);
+                if sample {
+                    samples.push(us);
+                }
             }
+            f.fire_to_ack_sum_s += sum_us as f64 / 1e6;
         }
     }
 }
@@ -525,7 +535,10 @@ impl Writer {
         };
         let replies = batch.replies;
         let read = match self.conn.as_mut() {
-            Some(c) => read_replies(c, replies),
+            Some(c) => {
+                c.expect(reply_bytes_at_least(replies, self.keep_newest));
+                read_replies(c, replies)
+            }
             None => Err("not connected".into()),
         };
         match read {
@@ -699,16 +712,7 @@ impl RedisStats {
             .position(|&u| ms <= u)
             .unwrap_or(LATENCY_BOUNDS_MS.len() - 1);
         self.latency_buckets[b].fetch_add(1, Ordering::Relaxed);
-        let now = Instant::now();
-        self.acknowledged(records, now, crate::clock::now_ms());
-        let mut samples = self.fire_to_ack_us.lock().unwrap_or_else(|e| e.into_inner());
-        if samples.len() < 4_000_000 {
-            samples.extend(
-                records
-                    .iter()
-                    .map(|r| now.duration_since(r.fired_at).as_micros().min(u32::MAX as u128) as u32),
-            );
-        }
+        self.acknowledged(records, Instant::now(), crate::clock::now_ms());
     }
 }
 
@@ -729,6 +733,18 @@ fn read_replies(conn: &mut Wire, n: usize) -> Result<u64, String> {
         }
     }
     Ok(skipped)
+}
+
+/// The fewest bytes `replies` replies to [`encode_batch`]'s commands can
+/// take. A script call answers an integer (`:0\r\n`) or an error. A
+/// transaction: `+OK` to `MULTI`, then `+QUEUED` (or a longer error) to
+/// each command, then at least `*-1\r\n` or an empty array to `EXEC`.
+/// A lower bound, so that the reads wait for no byte that may not come.
+fn reply_bytes_at_least(replies: usize, script: bool) -> usize {
+    match script {
+        true => 4 * replies,
+        false => b"+OK\r\n".len() + b"+QUEUED\r\n".len() * replies.saturating_sub(2) + b"*0\r\n".len(),
+    }
 }
 
 /// Redis's id of this connection; `None` where `CLIENT` is not allowed
@@ -759,9 +775,10 @@ fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u
     let mut value = Vec::with_capacity(32);
     let mut n = itoa::Buffer::new();
     let pairs = |r: &FeatureRecord| r.fields.len().min(r.values.len());
-    let fields = |out: &mut Vec<u8>, value: &mut Vec<u8>, r: &FeatureRecord| {
-        for (f, v) in r.fields.iter().zip(&r.values) {
-            resp_bulk(out, f.name.as_bytes());
+    let mut names = FieldNames::default();
+    let mut fields = |out: &mut Vec<u8>, value: &mut Vec<u8>, r: &FeatureRecord| {
+        for (name, v) in names.of(&r.fields).iter().zip(&r.values) {
+            out.extend_from_slice(name);
             value.clear();
             v.write_redis(value);
             resp_bulk(out, value);
@@ -789,17 +806,22 @@ fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u
         return calls;
     }
     let mut replies = 2;
+    // The last TTL as RESP (a view's records share theirs).
+    let mut ttl = (0, Vec::new());
     out.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n");
     for r in records {
         resp_array_len(out, 2 + 2 * pairs(r));
-        resp_bulk(out, b"HSET");
+        out.extend_from_slice(b"$4\r\nHSET\r\n");
         resp_bulk(out, r.key.as_bytes());
         fields(out, &mut value, r);
         replies += 1;
         if r.ttl_seconds > 0 {
+            if ttl.0 != r.ttl_seconds {
+                ttl = (r.ttl_seconds, resp_bulk_vec(n.format(r.ttl_seconds).as_bytes()));
+            }
             out.extend_from_slice(b"*3\r\n$6\r\nEXPIRE\r\n");
             resp_bulk(out, r.key.as_bytes());
-            resp_bulk(out, n.format(r.ttl_seconds).as_bytes());
+            out.extend_from_slice(&ttl.1);
             replies += 1;
         }
     }
@@ -812,6 +834,30 @@ pub(super) fn resp_array_len(out: &mut Vec<u8>, n: usize) {
     out.push(b'*');
     out.extend_from_slice(b.format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// A view's field names as RESP bulk strings, encoded once per run of
+/// records of that view rather than once per record.
+#[derive(Default)]
+struct FieldNames {
+    fields: Option<Arc<[Field]>>,
+    encoded: Vec<Vec<u8>>,
+}
+
+impl FieldNames {
+    fn of(&mut self, fields: &Arc<[Field]>) -> &[Vec<u8>] {
+        if !self.fields.as_ref().is_some_and(|f| Arc::ptr_eq(f, fields)) {
+            self.encoded = fields.iter().map(|f| resp_bulk_vec(f.name.as_bytes())).collect();
+            self.fields = Some(Arc::clone(fields));
+        }
+        &self.encoded
+    }
+}
+
+fn resp_bulk_vec(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    resp_bulk(&mut out, bytes);
+    out
 }
 
 pub(super) fn resp_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
