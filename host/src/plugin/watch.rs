@@ -114,11 +114,15 @@ impl WatchHub {
             .name("plugin-hub".into())
             .spawn(move || {
                 for event in events {
-                    let mut cores = hub.lock().unwrap_or_else(|e| e.into_inner());
+                    // Instantiate for each core with the list unlocked: a
+                    // core that subscribes meanwhile (a partition assigned)
+                    // does not wait for them, and loads the new file from
+                    // the directory itself.
+                    let cores = std::mem::take(&mut *hub.lock().unwrap_or_else(|e| e.into_inner()));
                     let n = cores.len();
                     let mut event = Some(event);
                     let mut open = Vec::with_capacity(n);
-                    for (i, core) in cores.drain(..).enumerate() {
+                    for (i, core) in cores.into_iter().enumerate() {
                         let e = if i + 1 == n {
                             event.take().expect("the last core gets the event itself")
                         } else {
@@ -129,7 +133,7 @@ impl WatchHub {
                             open.push(core);
                         }
                     }
-                    *cores = open;
+                    hub.lock().unwrap_or_else(|e| e.into_inner()).extend(open);
                 }
             })
             .map_err(|e| PluginError::Watch {
