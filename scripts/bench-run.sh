@@ -5,7 +5,10 @@
 # duration, the engine's own CPU time per million events and peak RSS, the
 # same for `featherflow replay` of the same events (and the run/replay CPU
 # ratio), the replay again writing to Redis (to split run's extra cost into
-# the Kafka source's and the Redis sink's), and Redis's CPU time.
+# the Kafka source's and the Redis sink's), and Redis's CPU time; for each
+# of them the engine's CPU time per thread (featherflow = the event loop,
+# redis-writer = the Redis sink, sink-writer = replay's JSON lines,
+# rdk:broker = librdkafka fetching from the broker).
 #   EVENTS=3000000 USERS=100000 scripts/bench-run.sh
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 #   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
@@ -57,18 +60,18 @@ echo "== featherflow run --bounded, then featherflow replay of the same events"
 PYTHONPATH=scripts/lib python3 - "$DIR/ff.toml" "$DIR/events.jsonl" "$RPID" "$RPORT" <<'PY'
 import os, resource, subprocess, sys, re
 config, events_file, rpid, rport = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-from bench import redis_info, per_key, cpu
+from bench import redis_info, per_key, cpu, run_sampling_threads, threads_line
 redis_cpu = lambda: cpu(rpid)
 def measure(args):
+    """(completed process, CPU seconds, peak RSS KiB, CPU seconds per thread name)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                       env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"})
+    code, err, seen = run_sampling_threads(args, {"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"})
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return p, cpu, after.ru_maxrss
+    return subprocess.CompletedProcess(args, code, None, err), cpu, after.ru_maxrss, seen
 r0, i0 = redis_cpu(), redis_info(rport)
 perf = ["perf", "record", "-F", "499", "-g", "-o", os.environ["PERF"], "--"] if os.environ.get("PERF") else []
-p, run_cpu, rss = measure(perf + [os.environ["BIN"], "run", "--bounded", "--no-api", "--config", config])
+p, run_cpu, rss, run_threads = measure(perf + [os.environ["BIN"], "run", "--bounded", "--no-api", "--config", config])
 redis, i1 = redis_cpu() - r0, redis_info(rport)
 line = [l for l in p.stderr.splitlines() if l.startswith("run:")]
 print(line[-1] if line else p.stderr[-2000:])
@@ -77,19 +80,24 @@ if p.returncode != 0:
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1))
 print(f"run:    engine CPU {run_cpu:.2f} s = {run_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; peak RSS {rss / 1024:.0f} MiB; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
 print(f"        Redis: {per_key(redis, i0, i1)}")
-p, replay_cpu, _ = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
+if not perf:
+    # featherflow: the event loop; redis-writer: the Redis sink; rdk:*: librdkafka (rdk:broker fetches)
+    print(f"        engine threads: {threads_line(run_threads)}")
+p, replay_cpu, _, replay_threads = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
                             "--out", "/dev/null", "--dead-letter", ""])
 print(f"replay: engine CPU {replay_cpu:.2f} s = {replay_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events (same events, JSON lines to /dev/null)")
+print(f"        engine threads: {threads_line(replay_threads)}")
 print(f"run / replay CPU per event: {run_cpu / max(replay_cpu, 1e-9):.2f}x")
 # The same replay writing to Redis (database 2) as run does: what run costs
 # beyond it is the Kafka source's; what it costs beyond the replay above is
 # the Redis sink's.
 subprocess.run(["redis-cli", "-p", rport, "-n", "2", "flushdb"], stdout=subprocess.DEVNULL, check=True)
-p, to_redis_cpu, _ = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
+p, to_redis_cpu, _, to_redis_threads = measure([os.environ["BIN"], "replay", "--events", events_file, "--plugins", "plugins",
                               "--redis", f"redis://127.0.0.1:{rport}/2", "--dead-letter", ""])
 print(f"replay --redis: engine CPU {to_redis_cpu:.2f} s = {to_redis_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events"
       f" (run / this {run_cpu / max(to_redis_cpu, 1e-9):.2f}x: the Kafka source's share; this / replay"
       f" {to_redis_cpu / max(replay_cpu, 1e-9):.2f}x: the Redis sink's)")
+print(f"        engine threads: {threads_line(to_redis_threads)}")
 sys.exit(p.returncode)
 PY
 echo "== Redis: $(redis-cli -p "$RPORT" dbsize) keys"
@@ -104,7 +112,7 @@ if [ "$LIVE_SECONDS" -gt 0 ]; then
   PYTHONPATH=scripts/lib python3 - "$DIR/live.toml" "$DIR/live.jsonl" "$KPORT" "$LIVE_RATE" "$RPID" "$RPORT" "$KPID" <<'PY'
 import os, re, resource, signal, subprocess, sys, time
 config, events, kport, rate, rpid, rport, kpid = sys.argv[1:]
-from bench import redis_info, per_key, cpu
+from bench import redis_info, per_key, cpu, threads, threads_line
 redis_cpu = lambda: cpu(rpid)
 env = {"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"}
 engine = subprocess.Popen([os.environ["BIN"], "run", "--no-api", "--config", config],
@@ -119,7 +127,7 @@ subprocess.run([os.environ["BIN"], "produce", "--brokers", f"127.0.0.1:{kport}",
                 "--from-file", events, "--rate", rate], stderr=subprocess.DEVNULL, env=env, check=True)
 time.sleep(3)
 redis, i1, broker, wall = redis_cpu() - r0, redis_info(rport), cpu(kpid) - k0, time.time() - t0
-engine_cpu = cpu(engine.pid)
+engine_cpu, engine_threads = cpu(engine.pid), threads(engine.pid)
 if perf:
     perf.send_signal(signal.SIGINT)
     perf.wait()
@@ -129,6 +137,7 @@ line = [l for l in err.splitlines() if l.startswith("run:")]
 print(line[-1] if line else err[-2000:])
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1)) if line else 0
 print(f"live:   engine CPU {engine_cpu:.2f} s = {engine_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
+print(f"        engine threads: {threads_line(engine_threads)}")
 print(f"        Redis: {per_key(redis, i0, i1)}")
 print(f"        the broker (tansu) used {broker / wall * 100:.0f} % of a core meanwhile")
 PY

@@ -26,6 +26,62 @@ def cpu(pid):
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_times(pid):
+    """{thread id: (name, CPU seconds so far)} of process `pid`, names with
+    trailing digits folded (librdkafka's `rdk:broker111` -> `rdk:broker`)."""
+    out = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            s = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        name = re.sub(r"[0-9]+$", "", s[s.index("(") + 1:s.rindex(")")])
+        f = s.rsplit(")", 1)[1].split()
+        out[tid] = (name, (int(f[11]) + int(f[12])) / hz)
+    return out
+
+
+def by_name(times):
+    """CPU seconds per thread name of thread_times()' result."""
+    out = {}
+    for name, t in times.values():
+        out[name] = out.get(name, 0) + t
+    return out
+
+
+def threads(pid):
+    """CPU seconds per thread name of process `pid` so far."""
+    return by_name(thread_times(pid))
+
+
+def run_sampling_threads(args, env):
+    """Run `args` to its end; returns (returncode, stderr, CPU seconds per
+    thread name). Each thread's time is as last seen, every 50 ms, before
+    it ended (threads that end early are kept)."""
+    import threading
+    import time
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    err = []
+    reader = threading.Thread(target=lambda: err.append(p.stderr.read()))
+    reader.start()
+    seen = {}
+    while p.poll() is None:
+        try:
+            seen.update(thread_times(p.pid))
+        except OSError:
+            pass
+        time.sleep(0.05)
+    reader.join()
+    return p.returncode, err[0] if err else "", by_name(seen)
+
+
+def threads_line(seen):
+    """"name 1.23 s, ..." for the threads that used 10 ms or more, busiest first."""
+    busy = sorted(((v, n) for n, v in seen.items() if v >= 0.01), reverse=True)
+    return ", ".join(f"{n} {v:.2f} s" for v, n in busy)
+
+
 class Redis:
     """A minimal RESP client: enough to dump a database."""
 
