@@ -250,9 +250,11 @@ pub(super) struct Plain {
     low_water: usize,
 }
 
-/// The most a read waits for at once (Linux caps it at half the receive
-/// buffer anyway).
-const MAX_LOW_WATER: usize = 64 << 10;
+/// The most a read waits for at once: a batch of 512 keys' replies is
+/// sure to take ~9 KB. Kept well under half the default receive buffer
+/// (128 KiB), above which Linux grows the buffer and clamps the
+/// connection's receive window to the low-water mark.
+const MAX_LOW_WATER: usize = 16 << 10;
 
 impl Plain {
     fn new(stream: Box<dyn Stream>, tcp: Option<std::os::fd::RawFd>, buffer: usize) -> Plain {
