@@ -17,20 +17,36 @@ impl LocalS3 {
     const SECRET: &'static str = "featherflow-test-secret";
 
     pub fn start() -> Self {
-        use std::process::{Command, Stdio};
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let bin = std::env::var_os("FEATHERFLOW_WEED")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/weed"));
         assert!(bin.exists(), "{} is missing: run scripts/deps.sh", bin.display());
-        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("featherflow-s3-{}-{n}", std::process::id()));
+        // A port can still be taken between choosing it and the server
+        // binding it (by another test's server): the server then exits, and
+        // is started again on other ports.
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!("featherflow-s3-{}-{n}", std::process::id()));
+            match Self::try_start(&bin, dir) {
+                Ok(server) => return server,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("SeaweedFS exited at start 5 times; last log: {last_log}")
+    }
+
+    /// Start the server in `dir` and wait until it serves the bucket; `Err`
+    /// with its log if it exited first.
+    fn try_start(bin: &std::path::Path, dir: std::path::PathBuf) -> Result<Self, String> {
+        use std::process::{Command, Stdio};
         std::fs::create_dir_all(&dir).unwrap();
         // Every port explicit: the defaults (and port + 10000 for gRPC)
         // collide between servers, or pass 65535.
         let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
         let log = std::fs::File::create(dir.join("weed.log")).unwrap();
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .arg("mini")
             .arg(format!("-dir={}", dir.join("data").display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-bucket=ckpt"])
@@ -52,20 +68,24 @@ impl LocalS3 {
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let server = LocalS3 {
+        let mut server = LocalS3 {
             child,
             dir,
             endpoint: format!("http://127.0.0.1:{}", ports[0]),
         };
+        let log = |s: &LocalS3| std::fs::read_to_string(s.dir.join("weed.log")).unwrap_or_default();
         // Ready when the bucket answers a signed list.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             match super::S3Store::connect("s3://ckpt/ready", &server.env()) {
-                Ok(_) => return server,
-                Err(e) if std::time::Instant::now() > deadline => panic!(
-                    "SeaweedFS did not serve the bucket within 60 s: {e}; log: {}",
-                    std::fs::read_to_string(server.dir.join("weed.log")).unwrap_or_default()
-                ),
+                Ok(_) => return Ok(server),
+                Err(_) if server.child.try_wait().is_ok_and(|s| s.is_some()) => return Err(log(&server)),
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!(
+                        "SeaweedFS did not serve the bucket within 60 s: {e}; log: {}",
+                        log(&server)
+                    )
+                }
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(200)),
             }
         }
@@ -96,10 +116,28 @@ impl Drop for LocalS3 {
     }
 }
 
+/// A loopback port that is free now, below Linux's ephemeral range
+/// (32768–60999 by default), so that no outgoing connection (the tests'
+/// clients of Redis and the broker) takes it before the server binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32);
+    loop {
+        // splitmix64 of the seed and a draw counter.
+        let mut z = seed.wrapping_add(
+            DRAWN
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let port = 20_000 + ((z ^ (z >> 31)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
