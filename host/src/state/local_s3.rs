@@ -121,21 +121,11 @@ impl Drop for LocalS3 {
 /// clients of Redis and the broker) takes it before the server binds it.
 fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU64, Ordering};
+    // Ports taken in turn, from a place that differs between processes.
     static DRAWN: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ (u64::from(std::process::id()) << 32);
+    let start = u64::from(std::process::id()) * 997;
     loop {
-        // splitmix64 of the seed and a draw counter.
-        let mut z = seed.wrapping_add(
-            DRAWN
-                .fetch_add(1, Ordering::Relaxed)
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        let port = 20_000 + ((z ^ (z >> 31)) % 12_000) as u16;
+        let port = 20_000 + ((start + DRAWN.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
