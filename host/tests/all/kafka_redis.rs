@@ -178,7 +178,6 @@ impl Setup {
     }
 }
 
-/// Events a checkpoint had read: the sum of its next offsets.
 /// How many keys Redis holds.
 fn keys_in_redis(s: &Setup) -> u64 {
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
@@ -187,6 +186,7 @@ fn keys_in_redis(s: &Setup) -> u64 {
         .unwrap()
 }
 
+/// Events a checkpoint had read: the sum of its next offsets.
 fn events_read(meta: &serde_json::Value) -> i64 {
     meta["offsets"]
         .as_array()
