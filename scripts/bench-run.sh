@@ -137,7 +137,7 @@ line = [l for l in err.splitlines() if l.startswith("run:")]
 print(line[-1] if line else err[-2000:])
 events = int(re.search(r"run: (\d+) events", line[-1]).group(1)) if line else 0
 print(f"live:   engine CPU {engine_cpu:.2f} s = {engine_cpu / max(events, 1) * 1e6:.2f} CPU-s per million events; Redis CPU {redis:.2f} s ({redis / max(events, 1) * 1e6:.2f} s per million events)")
-print(f"        engine threads: {threads_line(engine_threads)}")
+print(f"        engine threads: {threads_line(engine_threads, engine_cpu)}")
 print(f"        Redis: {per_key(redis, i0, i1)}")
 print(f"        the broker (tansu) used {broker / wall * 100:.0f} % of a core meanwhile")
 PY

@@ -76,8 +76,14 @@ def run_sampling_threads(args, env):
     return p.returncode, err[0] if err else "", by_name(seen)
 
 
-def threads_line(seen):
-    """"name 1.23 s, ..." for the threads that used 10 ms or more, busiest first."""
+def threads_line(seen, total=None):
+    """"name 1.23 s, ..." for the threads that used 10 ms or more, busiest
+    first. With the process's `total` CPU time, what threads that had ended
+    before the last look used (each checkpoint's encoder is a thread of its
+    own) is shown as "ended"."""
+    seen = dict(seen)
+    if total is not None and total - sum(seen.values()) >= 0.01:
+        seen["ended"] = total - sum(seen.values())
     busy = sorted(((v, n) for n, v in seen.items() if v >= 0.01), reverse=True)
     return ", ".join(f"{n} {v:.2f} s" for v, n in busy)
 
