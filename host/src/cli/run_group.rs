@@ -380,6 +380,13 @@ fn run_partition(
         .with_status(StatusPublisher::new(status))
         .with_lost(lost.clone());
     let from = chosen_checkpoint(shared, p, pipeline.checkpoints().map(|c| c.store().as_ref()))?;
+    if stop.load(Ordering::Relaxed) && from.is_none() {
+        tracing::info!(
+            partition = p,
+            "released before it started: its newest checkpoint stands"
+        );
+        return Ok((pipeline.summary().clone(), CheckpointStats::default()));
+    }
     let restored = pipeline.start(from)?;
     tracing::info!(
         partition = p,
@@ -388,6 +395,17 @@ fn run_partition(
         "partition started"
     );
     let stopped = || stop.load(Ordering::Relaxed);
+    if stopped() && from.is_none() && restored.is_some() {
+        // Revoked (or the job stopped) while the newest checkpoint was
+        // being restored: nothing was read since, so that checkpoint still
+        // is the partition's newest and the next owner restores it. A
+        // final checkpoint would write the same state again and hold up
+        // the rebalance for as long again as the restore took. (A chosen
+        // older checkpoint is not the newest: that start runs on and takes
+        // its final checkpoint.)
+        tracing::info!(partition = p, "released while starting: its newest checkpoint stands");
+        return Ok((pipeline.summary().clone(), CheckpointStats::default()));
+    }
     let summary = pipeline.run(&stopped)?.clone();
     let c = pipeline.checkpoints().map(|c| c.stats().clone()).unwrap_or_default();
     // Dropped (its store and plugin instances freed): the consumer it
