@@ -27,7 +27,7 @@
 //! Sandbox: no ambient capabilities (no preopened directories, environment,
 //! arguments, network; clocks frozen at zero and randomness seeded
 //! deterministically, so a feature is a pure function of its inputs), a memory
-//! limit per instance and a CPU deadline per call. A trap, a deadline overrun
+//! limit per instance and a wall-clock deadline per call. A trap, a deadline overrun
 //! or a memory-limit hit becomes a [`PluginError`]; the instance is replaced.
 
 mod bindings;
