@@ -13,6 +13,7 @@
 #   PERF=/tmp/run.perf scripts/bench-run.sh   # also records a perf profile of `run`
 #   PERF_LIVE=/tmp/live.perf scripts/bench-run.sh   # ... of `run` in the live phase
 #   KEEP_NEWEST=true scripts/bench-run.sh   # redis.keep-newest (the write script)
+#   REDIS_WRITE=restore scripts/bench-run.sh   # redis.write (one RESTORE per key)
 #   BIN=/tmp/featherflow-old scripts/bench-run.sh   # another build of the engine (paired runs)
 # Then a live phase (LIVE_SECONDS=0 skips it): `run` keeps up with a producer
 # sending LIVE_RATE events/s whose event time goes 30x the wall clock, so a
@@ -47,6 +48,7 @@ brokers = "127.0.0.1:$KPORT"
 url = "redis://127.0.0.1:$RPORT/0"
 batch = ${REDIS_BATCH:-512}
 keep-newest = ${KEEP_NEWEST:-false}
+write = "${REDIS_WRITE:-hset}"
 [checkpoint]
 dir = "$DIR/checkpoints"
 interval = "$INTERVAL"

@@ -5,11 +5,11 @@ import subprocess
 
 
 def redis_info(port):
-    """(HSET calls, bytes received) from Redis's INFO."""
+    """(keys written: HSET and RESTORE calls, bytes received) from Redis's INFO."""
     out = subprocess.run(["redis-cli", "-p", str(port), "info", "all"], capture_output=True, text=True).stdout
-    hset = re.search(r"cmdstat_hset:calls=(\d+)", out)
+    keys = sum(int(m) for m in re.findall(r"cmdstat_(?:hset|restore):calls=(\d+)", out))
     net = re.search(r"total_net_input_bytes:(\d+)", out)
-    return (int(hset.group(1)) if hset else 0, int(net.group(1)) if net else 0)
+    return (keys, int(net.group(1)) if net else 0)
 
 
 def per_key(cpu, before, after):

@@ -128,7 +128,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Some(url) => Box::new(crate::sink::RedisSink::start(
             url,
             config.redis.batch,
-            config.redis.keep_newest,
+            crate::sink::redis::Form::of(&config.redis),
         )?),
         // Lines are rendered and written on a thread of their own.
         None => Box::new(Background::start(

@@ -6,6 +6,7 @@
 //! that could not be processed ([`RecordLog`]: dead letters, late events).
 
 mod background;
+mod dump;
 mod jsonl;
 mod log;
 pub mod redis;

@@ -5,7 +5,10 @@
 //! blocks — backpressure instead of dropping or buffering without bound.
 //! Each key gets its fields and its TTL atomically, so no reader ever sees
 //! a key without its TTL: `HSET` + `EXPIRE` per key inside one
-//! `MULTI`/`EXEC` per batch, or, with `redis.keep-newest`, one call per
+//! `MULTI`/`EXEC` per batch; with `redis.write = "restore"`, one `RESTORE`
+//! of the whole hash with its TTL per key ([`super::dump`]: about half
+//! Redis's CPU per key, and the key holds only the record's fields); or,
+//! with `redis.keep-newest`, one call per
 //! [`SCRIPT_KEYS`] keys of a small Lua script ([`WRITE_MANY_SCRIPT`], by
 //! `EVALSHA`) that also keeps
 //! the window's end in `_window_end` and writes only if the key does not
@@ -152,11 +155,47 @@ pub struct RedisSink {
     pub stats: Arc<RedisStats>,
 }
 
+/// How the writer to a single Redis writes a key (fields and TTL
+/// atomically in each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `HSET` + `EXPIRE` per key, a `MULTI`/`EXEC` per batch.
+    Hset,
+    /// `RESTORE key ttl payload REPLACE` per key (`redis.write = "restore"`).
+    Restore,
+    /// [`WRITE_MANY_SCRIPT`] (`redis.keep-newest`).
+    KeepNewest,
+}
+
+impl Form {
+    /// The form `redis.write` and `redis.keep-newest` ask for (the
+    /// configuration refuses both at once).
+    pub fn of(c: &crate::config::RedisConfig) -> Form {
+        match (c.keep_newest, c.write) {
+            (true, _) => Form::KeepNewest,
+            (false, crate::config::RedisWrite::Restore) => Form::Restore,
+            (false, crate::config::RedisWrite::Hset) => Form::Hset,
+        }
+    }
+}
+
+/// The version of a server older than 7.0, which cannot `RESTORE` a
+/// listpack; `None` for a newer one or one that does not say.
+fn old_server(c: &mut Wire) -> Option<String> {
+    let Ok(Reply::Bulk(info)) = c.command(&[b"INFO", b"server"]) else {
+        return None;
+    };
+    let info = String::from_utf8_lossy(&info);
+    let version = info.lines().find_map(|l| l.strip_prefix("redis_version:"))?.trim();
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    (major < 7).then(|| version.to_string())
+}
+
 impl RedisSink {
     /// Start the writer for `url`. The URL is checked now; the connection
     /// is made (and remade) by the writer.
-    /// With `keep_newest`, keys are written by [`WRITE_MANY_SCRIPT`].
-    pub fn start(url: &str, batch: usize, keep_newest: bool) -> Result<Self, SinkError> {
+    /// `form` is how keys are written (see [`Form`]).
+    pub fn start(url: &str, batch: usize, form: Form) -> Result<Self, SinkError> {
         let client = redis::Client::open(url).map_err(|e| SinkError::Store {
             sink: redact(url),
             // redis-rs's message may quote parts of the URL.
@@ -167,6 +206,18 @@ impl RedisSink {
         // be told now; one that does not answer is an outage: the writer
         // holds the stream until it is back.
         match Wire::probe(&client) {
+            Ok(mut c) if form == Form::Restore => {
+                if let Some(version) = old_server(&mut c) {
+                    return Err(SinkError::Store {
+                        sink: redact(url),
+                        reason: format!(
+                            "redis.write = \"restore\" needs Redis 7.0 or later (it writes hashes as listpacks); \
+                             this server is {version}: use redis.write = \"hset\""
+                        ),
+                        retryable: false,
+                    });
+                }
+            }
             Err(Connect::Refused(e)) => {
                 return Err(SinkError::Store {
                     sink: redact(url),
@@ -180,7 +231,7 @@ impl RedisSink {
                 });
             }
             // The writer reports it, as any outage.
-            Err(Connect::Unreachable(_)) | Ok(()) => {}
+            Err(Connect::Unreachable(_)) | Ok(_) => {}
         }
         // 64 batches of up to redis.batch records: bounded memory.
         let (tx, rx) = sync_channel(64);
@@ -189,7 +240,7 @@ impl RedisSink {
         let name = redact(url);
         let writer_name = name.clone();
         Self::spawn(name, batch, tx, stats, move || {
-            writer(client, rx, batch.max(1), keep_newest, writer_stats, writer_name)
+            writer(client, rx, batch.max(1), form, writer_stats, writer_name)
         })
     }
 
@@ -227,7 +278,7 @@ impl RedisSink {
     /// The writer `redis.cluster-nodes` or else `redis.url` names.
     pub fn from_config(c: &crate::config::RedisConfig) -> Result<Self, SinkError> {
         if c.cluster_nodes.is_empty() {
-            Self::start(&c.url, c.batch, c.keep_newest)
+            Self::start(&c.url, c.batch, Form::of(c))
         } else {
             Self::start_cluster(&c.cluster_nodes, c.batch)
         }
@@ -407,8 +458,8 @@ struct Writer {
     backoff: Duration,
     /// Redis's id of the current connection (`CLIENT ID`), if it told.
     client_id: Option<i64>,
-    /// `redis.keep-newest`: write with [`WRITE_MANY_SCRIPT`].
-    keep_newest: bool,
+    /// How keys are written.
+    form: Form,
     /// The SHA-1 of [`WRITE_MANY_SCRIPT`], as `SCRIPT LOAD` on the current
     /// connection answered (loaded again on every connection: a restarted
     /// or failed-over server has an empty script cache).
@@ -420,14 +471,7 @@ struct Writer {
     stale_clients: Vec<i64>,
 }
 
-fn writer(
-    client: redis::Client,
-    rx: Receiver<Msg>,
-    batch: usize,
-    keep_newest: bool,
-    stats: Arc<RedisStats>,
-    name: String,
-) {
+fn writer(client: redis::Client, rx: Receiver<Msg>, batch: usize, form: Form, stats: Arc<RedisStats>, name: String) {
     let mut w = Writer {
         client,
         conn: None,
@@ -439,7 +483,7 @@ fn writer(
         last_answer: Instant::now(),
         backoff: FIRST_BACKOFF,
         client_id: None,
-        keep_newest,
+        form,
         script_sha: String::new(),
         stale_clients: Vec::new(),
     };
@@ -514,8 +558,8 @@ impl Writer {
         let sent = match self.connected() {
             true => {
                 self.buf.clear();
-                let script = self.keep_newest.then_some(self.script_sha.as_str());
-                batch.replies = encode_batch(&batch.records, script, &mut self.buf);
+                let commands = Commands::of(self.form, &self.script_sha);
+                batch.replies = encode_batch(&batch.records, commands, &mut self.buf);
                 self.conn.as_mut().expect("connected").send(&self.buf)
             }
             false => Err(String::new()),
@@ -536,8 +580,13 @@ impl Writer {
         let replies = batch.replies;
         let read = match self.conn.as_mut() {
             Some(c) => {
-                c.expect(reply_bytes_at_least(replies, self.keep_newest));
-                read_replies(c, replies)
+                c.expect(reply_bytes_at_least(replies, self.form));
+                read_replies(c, replies).map_err(|e| match self.form {
+                    Form::Restore if e.contains("DUMP payload") => {
+                        format!("{e} (redis.write = \"restore\" needs Redis 7.0 or later)")
+                    }
+                    _ => e,
+                })
             }
             None => Err("not connected".into()),
         };
@@ -598,8 +647,8 @@ impl Writer {
                 return;
             };
             self.buf.clear();
-            let script = self.keep_newest.then_some(self.script_sha.as_str());
-            batch.replies = encode_batch(&batch.records, script, &mut self.buf);
+            let commands = Commands::of(self.form, &self.script_sha);
+            batch.replies = encode_batch(&batch.records, commands, &mut self.buf);
             *sent = Instant::now();
             let c = self.conn.as_mut().expect("connected");
             match c.send(&self.buf) {
@@ -659,7 +708,7 @@ impl Writer {
             match Wire::connect(&self.client).and_then(|mut c| {
                 let id = client_id(&mut c)?;
                 kill_clients(&mut c, &self.stale_clients)?;
-                let sha = match self.keep_newest {
+                let sha = match self.form == Form::KeepNewest {
                     true => match c.command(&[b"SCRIPT", b"LOAD", WRITE_MANY_SCRIPT.as_bytes()])? {
                         Reply::Bulk(sha) => String::from_utf8_lossy(&sha).into_owned(),
                         other => return Err(format!("SCRIPT LOAD answered {other:?}")),
@@ -736,14 +785,38 @@ fn read_replies(conn: &mut Wire, n: usize) -> Result<u64, String> {
 }
 
 /// The fewest bytes `replies` replies to [`encode_batch`]'s commands can
-/// take. A script call answers an integer (`:0\r\n`) or an error. A
+/// take. A script call answers an integer (`:0\r\n`) or an error; a
+/// `RESTORE`, `+OK` or an error. A
 /// transaction: `+OK` to `MULTI`, then `+QUEUED` (or a longer error) to
 /// each command, then at least `*-1\r\n` or an empty array to `EXEC`.
 /// A lower bound, so that the reads wait for no byte that may not come.
-fn reply_bytes_at_least(replies: usize, script: bool) -> usize {
-    match script {
-        true => 4 * replies,
-        false => b"+OK\r\n".len() + b"+QUEUED\r\n".len() * replies.saturating_sub(2) + b"*0\r\n".len(),
+fn reply_bytes_at_least(replies: usize, form: Form) -> usize {
+    match form {
+        Form::KeepNewest => 4 * replies,
+        Form::Restore => b"+OK\r\n".len() * replies,
+        Form::Hset => b"+OK\r\n".len() + b"+QUEUED\r\n".len() * replies.saturating_sub(2) + b"*0\r\n".len(),
+    }
+}
+
+/// The commands a batch is written with.
+#[derive(Clone, Copy)]
+enum Commands<'a> {
+    /// `MULTI`, `HSET` + `EXPIRE` per record, `EXEC`.
+    Transaction,
+    /// `RESTORE key ttl-ms payload REPLACE` per record.
+    Restore,
+    /// `EVALSHA` of [`WRITE_MANY_SCRIPT`] (by this SHA-1) per [`SCRIPT_KEYS`] records.
+    Script(&'a str),
+}
+
+impl Commands<'_> {
+    /// The commands of `form`; `sha` is the script's, if it is loaded.
+    fn of(form: Form, sha: &str) -> Commands<'_> {
+        match form {
+            Form::Hset => Commands::Transaction,
+            Form::Restore => Commands::Restore,
+            Form::KeepNewest => Commands::Script(sha),
+        }
     }
 }
 
@@ -766,12 +839,13 @@ fn kill_clients(c: &mut Wire, ids: &[i64]) -> Result<(), String> {
 }
 
 /// Append the commands that write `records`, in RESP, to `out`; returns
-/// the number of replies they get. With `script` (its SHA-1): one
+/// the number of replies they get. A script (its SHA-1): one
 /// `EVALSHA sha k key… (window_end ttl n field value…)…` per
-/// [`SCRIPT_KEYS`] records (see [`WRITE_MANY_SCRIPT`]). Without: one
+/// [`SCRIPT_KEYS`] records (see [`WRITE_MANY_SCRIPT`]). A transaction: one
 /// `MULTI` … `EXEC` block of `HSET key field value …` and `EXPIRE key ttl`
-/// per record.
-fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u8>) -> usize {
+/// per record. `RESTORE`: `RESTORE key ttl-ms payload REPLACE` per record
+/// (TTL 0: none).
+fn encode_batch(records: &[FeatureRecord], commands: Commands<'_>, out: &mut Vec<u8>) -> usize {
     let mut value = Vec::with_capacity(32);
     let mut n = itoa::Buffer::new();
     let pairs = |r: &FeatureRecord| r.fields.len().min(r.values.len());
@@ -784,7 +858,32 @@ fn encode_batch(records: &[FeatureRecord], script: Option<&str>, out: &mut Vec<u
             resp_bulk(out, value);
         }
     };
-    if let Some(sha) = script {
+    if let Commands::Restore = commands {
+        let (mut payload, mut scratch) = (Vec::with_capacity(256), Vec::new());
+        // Each record's values as text, one after another, and where each ends.
+        let (mut text, mut ends) = (Vec::new(), Vec::new());
+        for r in records {
+            let k = pairs(r);
+            text.clear();
+            ends.clear();
+            for v in &r.values[..k] {
+                v.write_redis(&mut text);
+                ends.push(text.len());
+            }
+            let value = |i: usize| &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+            let names = r.fields[..k].iter().map(|f| f.name.as_bytes());
+            let entries = names.enumerate().flat_map(|(i, name)| [name, value(i)]);
+            payload.clear();
+            super::dump::hash_payload(entries, &mut scratch, &mut payload);
+            out.extend_from_slice(b"*5\r\n$7\r\nRESTORE\r\n");
+            resp_bulk(out, r.key.as_bytes());
+            resp_bulk(out, n.format(r.ttl_seconds * 1000).as_bytes());
+            resp_bulk(out, &payload);
+            out.extend_from_slice(b"$7\r\nREPLACE\r\n");
+        }
+        return records.len();
+    }
+    if let Commands::Script(sha) = commands {
         let mut calls = 0;
         for chunk in records.chunks(SCRIPT_KEYS) {
             let args: usize = chunk.iter().map(|r| 1 + 3 + 2 * pairs(r)).sum();
@@ -924,7 +1023,7 @@ mod tests {
             .arg("avg_view_price")
             .arg("0.0");
         let mut out = Vec::new();
-        assert_eq!(encode_batch(&records, Some("5ca1ab1e"), &mut out), 1);
+        assert_eq!(encode_batch(&records, Commands::Script("5ca1ab1e"), &mut out), 1);
         assert_eq!(
             String::from_utf8_lossy(&out),
             String::from_utf8_lossy(&pipe.get_packed_pipeline())
@@ -949,7 +1048,7 @@ mod tests {
             .arg("0.0");
         let mut out = Vec::new();
         // OK, QUEUED for each of the 3 commands, EXEC.
-        assert_eq!(encode_batch(&records, None, &mut out), 5);
+        assert_eq!(encode_batch(&records, Commands::Transaction, &mut out), 5);
         assert_eq!(
             String::from_utf8_lossy(&out),
             String::from_utf8_lossy(&pipe.get_packed_pipeline())
@@ -1006,7 +1105,7 @@ mod tests {
             "redis:secret@host",
             "unix:///?pass=secret&db=x",
         ] {
-            let err = match RedisSink::start(url, 16, false) {
+            let err = match RedisSink::start(url, 16, Form::Hset) {
                 Ok(_) => panic!("{url} was accepted"),
                 Err(e) => e.to_string(),
             };

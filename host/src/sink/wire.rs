@@ -63,12 +63,12 @@ impl Wire {
     /// Connect, then `PING`: tells a server that does not answer (an
     /// outage, worth waiting for) from one that answers but refuses us (a
     /// wrong or missing password, a database it does not have: waiting
-    /// cannot help).
-    pub(super) fn probe(client: &redis::Client) -> Result<(), Connect> {
+    /// cannot help). The connection, if it answers, for more questions.
+    pub(super) fn probe(client: &redis::Client) -> Result<Wire, Connect> {
         let mut w = Self::connect_checked(client)?;
         match w.command(&[b"PING"]).map_err(Connect::Unreachable)? {
             Reply::Error(e) => Err(Connect::Refused(e)),
-            _ => Ok(()),
+            _ => Ok(w),
         }
     }
 

@@ -283,6 +283,49 @@ fn run_equals_replay() {
     let _ = &s.events;
 }
 
+/// `redis.write = "restore"` (one `RESTORE` per key): Redis holds what the
+/// replay wrote with `HSET` + `EXPIRE`, the same objects byte for byte.
+#[test]
+fn run_writing_with_restore_equals_replay() {
+    let mut s = setup(20_000, 300, true);
+    s.env.push(("FEATHERFLOW_REDIS_WRITE".into(), "restore".into()));
+    let config = s.config("30s");
+    wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(60));
+    let reference = s.reference();
+    assert_same(&reference, &s.actual());
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdbcompression")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let dump = |c: &mut redis::Connection, db: u8, key: &str| -> Vec<u8> {
+        let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
+        redis::cmd("DUMP").arg(key).query(c).unwrap()
+    };
+    for key in reference.keys() {
+        assert_eq!(dump(&mut c, 1, key), dump(&mut c, 0, key), "{key}");
+    }
+    // A consumer group writes with the keep-newest script: refused at
+    // start, naming both keys.
+    let out = s
+        .featherflow()
+        .env("FEATHERFLOW_KAFKA_ASSIGNMENT", "group")
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("redis.write: \"restore\" cannot be used with kafka.assignment = \"group\""),
+        "{err}"
+    );
+}
+
 /// A topic written by a transactional producer has offsets that carry no
 /// message (each commit's marker): a bounded run must still end, with
 /// Redis equal to the replay.

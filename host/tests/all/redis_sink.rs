@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use featherflow::plugin::declaration::Field;
 use featherflow::plugin::{FieldType, Value};
+use featherflow::sink::redis::Form;
 use featherflow::sink::{FeatureRecord, RedisSink, Sink};
 
 use crate::services;
@@ -34,7 +35,7 @@ fn record(window_end: i64, count: i64) -> FeatureRecord {
 fn a_key_never_goes_back_to_an_older_window() {
     let redis = services::redis();
     // redis.keep-newest = true
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, true).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, Form::KeepNewest).unwrap();
     let stats = sink.stats.clone();
     let mut write = |records: Vec<FeatureRecord>| {
         sink.write_owned(records).unwrap();
@@ -70,7 +71,7 @@ fn without_keep_newest_the_last_write_wins() {
     // redis.keep-newest = false (one engine): MULTI/EXEC batches, the last
     // write wins, with its TTL and no `_window_end`.
     let redis = services::redis();
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, false).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, Form::Hset).unwrap();
     sink.write_owned(vec![record(7_200_000, 2), record(3_600_000, 1), record(3_600_000, 3)])
         .unwrap();
     sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
@@ -87,7 +88,7 @@ fn keep_newest_writes_many_keys_of_any_shape_per_script_call() {
     // one and of two fields, with and without a TTL; then the same keys
     // again with every other one an older window, which must be skipped.
     let redis = services::redis();
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 512, true).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 512, Form::KeepNewest).unwrap();
     let stats = sink.stats.clone();
     let two: Arc<[Field]> = vec![
         Field {
@@ -150,7 +151,7 @@ fn a_server_that_refuses_the_url_is_an_error_at_start_naming_redis_url() {
         (format!("redis://127.0.0.1:{port}/0"), "NOAUTH"),
         (format!("redis://:s3cret@127.0.0.1:{port}/99"), "SELECT 99"),
     ] {
-        let e = RedisSink::start(&url, 16, false)
+        let e = RedisSink::start(&url, 16, Form::Hset)
             .err()
             .unwrap_or_else(|| panic!("{url} was taken"));
         let text = e.to_string();
@@ -161,7 +162,7 @@ fn a_server_that_refuses_the_url_is_an_error_at_start_naming_redis_url() {
         );
     }
     // The right password and database: the record lands there.
-    let mut sink = RedisSink::start(&format!("redis://:s3cret@127.0.0.1:{port}/3"), 16, false).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://:s3cret@127.0.0.1:{port}/3"), 16, Form::Hset).unwrap();
     sink.write_owned(vec![record(7_200_000, 4)]).unwrap();
     sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
     let client = redis::Client::open(format!("redis://:s3cret@127.0.0.1:{port}/3")).unwrap();
@@ -178,10 +179,126 @@ fn a_server_that_refuses_the_url_is_an_error_at_start_naming_redis_url() {
 fn a_server_that_does_not_answer_yet_is_waited_for() {
     let port = services::free_port();
     // Nothing listens yet: an outage, not an error.
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{port}/0"), 16, false).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{port}/0"), 16, Form::Hset).unwrap();
     sink.write_owned(vec![record(7_200_000, 9)]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let redis = services::redis_on(port);
     sink.barrier().wait(Some(Duration::from_secs(30))).unwrap();
     assert_eq!(services::dump(redis.port, 0)["user_features:7"].0["view_count"], "9");
+}
+
+/// `DUMP` of every key of `db`, uncompressed (as `redis.write = "restore"`
+/// writes them).
+fn dumps(port: u16, db: u8) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/{db}")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdbcompression")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let d: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut c).unwrap();
+            (k, d)
+        })
+        .collect()
+}
+
+#[test]
+fn restore_writes_the_object_hset_makes() {
+    // redis.write = "restore": one RESTORE per key. Each value below is
+    // written both ways, to db 0 by HSET and to db 1 by RESTORE; Redis must
+    // then hold the same object, byte for byte (integers of every listpack
+    // width, strings that look like integers but are not, strings of each
+    // length encoding up to hash-max-listpack-value, floats, booleans).
+    let redis = services::redis();
+    let values: Vec<Value> = [0i64, 1, 127, 128, -1, -4096, 4095, 4096, -4097, 32767, -32768, 32768]
+        .into_iter()
+        .chain([
+            8388607,
+            -8388608,
+            8388608,
+            i32::MAX as i64,
+            i32::MIN as i64,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+        ])
+        .map(Value::Integer)
+        .chain(
+            ["", "007", "-0", "+1", "1.0", " 1", "9223372036854775808", "ü", "x"]
+                .into_iter()
+                .map(|t| Value::Text(t.into())),
+        )
+        .chain([Value::Text("y".repeat(63)), Value::Text("z".repeat(64))])
+        .chain([
+            Value::Float(29.99),
+            Value::Float(-0.0),
+            Value::Float(1e300),
+            Value::Boolean(true),
+        ])
+        .collect();
+    let fields: Arc<[Field]> = vec![
+        Field {
+            name: "user_id".into(),
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "value".into(),
+            ty: FieldType::Text,
+        },
+    ]
+    .into();
+    let records: Vec<FeatureRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let mut r = record(7_200_000, 0);
+            r.key = format!("k:{i}");
+            r.fields = fields.clone();
+            r.values = vec![Value::Text(i.to_string()), v.clone()];
+            r.ttl_seconds = if i % 5 == 4 { 0 } else { 7200 };
+            r
+        })
+        .collect();
+    for (db, form) in [(0, Form::Hset), (1, Form::Restore)] {
+        let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/{db}", redis.port), 16, form).unwrap();
+        sink.write_owned(records.clone()).unwrap();
+        sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(sink.stats.retries.load(Ordering::Relaxed), 0, "{form:?}");
+    }
+    let (by_hset, by_restore) = (dumps(redis.port, 0), dumps(redis.port, 1));
+    assert_eq!(by_hset.len(), values.len());
+    for (key, d) in &by_hset {
+        assert_eq!(Some(d), by_restore.get(key), "{key}: HSET's object, then RESTORE's");
+    }
+    assert_eq!(
+        services::dump(redis.port, 0),
+        services::dump(redis.port, 1),
+        "fields or TTLs differ"
+    );
+
+    // A TTL is the view's, to the millisecond; TTL 0 is none.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/1", redis.port)).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let pttl = |c: &mut redis::Connection, k: &str| -> i64 { redis::cmd("PTTL").arg(k).query(c).unwrap() };
+    assert!((7_190_000..=7_200_000).contains(&pttl(&mut c, "k:0")));
+    assert_eq!(pttl(&mut c, "k:4"), -1);
+
+    // RESTORE replaces the whole hash: a field the record does not carry
+    // is gone (HSET would have kept it).
+    let _: () = redis::cmd("HSET")
+        .arg("k:1")
+        .arg("stale")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/1", redis.port), 16, Form::Restore).unwrap();
+    sink.write_owned(vec![records[1].clone()]).unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
+    let fields: Vec<String> = redis::cmd("HKEYS").arg("k:1").query(&mut c).unwrap();
+    assert_eq!(fields, ["user_id", "value"]);
 }
