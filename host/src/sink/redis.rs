@@ -179,16 +179,32 @@ impl Form {
     }
 }
 
-/// The version of a server older than 7.0, which cannot `RESTORE` a
-/// listpack; `None` for a newer one or one that does not say.
-fn old_server(c: &mut Wire) -> Option<String> {
-    let Ok(Reply::Bulk(info)) = c.command(&[b"INFO", b"server"]) else {
-        return None;
-    };
-    let info = String::from_utf8_lossy(&info);
-    let version = info.lines().find_map(|l| l.strip_prefix("redis_version:"))?.trim();
-    let major: u32 = version.split('.').next()?.parse().ok()?;
-    (major < 7).then(|| version.to_string())
+/// Why this server cannot take [`Form::Restore`]'s writes, if it cannot:
+/// older than 7.0 (no listpacks), or `RESTORE` not allowed to this user
+/// (ACL). The probe `RESTORE`s an invalid payload: Redis checks the ACL
+/// first, and if allowed refuses the payload, so nothing is written.
+fn cannot_restore(c: &mut Wire) -> Option<String> {
+    if let Ok(Reply::Bulk(info)) = c.command(&[b"INFO", b"server"]) {
+        let info = String::from_utf8_lossy(&info);
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .map(str::trim);
+        let major = version.and_then(|v| v.split('.').next()?.parse::<u32>().ok());
+        if let (Some(v), Some(m)) = (version, major)
+            && m < 7
+        {
+            return Some(format!(
+                "needs Redis 7.0 or later (hashes go as listpacks); this server is {v}"
+            ));
+        }
+    }
+    match c.command(&[b"RESTORE", b"featherflow:restore-probe", b"0", b"-", b"REPLACE"]) {
+        Ok(Reply::Error(e)) if e.starts_with("NOPERM") => Some(format!(
+            "this Redis user may not run RESTORE ({e}): allow it (ACL `+restore`)"
+        )),
+        _ => None,
+    }
 }
 
 impl RedisSink {
@@ -207,13 +223,10 @@ impl RedisSink {
         // holds the stream until it is back.
         match Wire::probe(&client) {
             Ok(mut c) if form == Form::Restore => {
-                if let Some(version) = old_server(&mut c) {
+                if let Some(why) = cannot_restore(&mut c) {
                     return Err(SinkError::Store {
                         sink: redact(url),
-                        reason: format!(
-                            "redis.write = \"restore\" needs Redis 7.0 or later (it writes hashes as listpacks); \
-                             this server is {version}: use redis.write = \"hset\""
-                        ),
+                        reason: format!("redis.write = \"restore\": {why}; or use redis.write = \"hset\""),
                         retryable: false,
                     });
                 }
@@ -584,6 +597,9 @@ impl Writer {
                 read_replies(c, replies).map_err(|e| match self.form {
                     Form::Restore if e.contains("DUMP payload") => {
                         format!("{e} (redis.write = \"restore\" needs Redis 7.0 or later)")
+                    }
+                    Form::Restore if e.starts_with("NOPERM") => {
+                        format!("{e} (redis.write = \"restore\": allow RESTORE to this user)")
                     }
                     _ => e,
                 })

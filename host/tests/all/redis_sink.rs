@@ -208,6 +208,25 @@ fn dumps(port: u16, db: u8) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+fn restore_refused_by_the_acl_is_an_error_at_start() {
+    let redis = services::redis_with(&["--user", "default", "on", "nopass", "~*", "&*", "+@all", "-restore"]);
+    let e = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 16, Form::Restore)
+        .err()
+        .expect("a user without RESTORE was taken");
+    let text = e.to_string();
+    assert!(
+        text.contains("redis.write = \"restore\"") && text.contains("NOPERM") && text.contains("+restore"),
+        "{text}"
+    );
+    // The same user writes with HSET; and a user allowed RESTORE is taken
+    // without the probe leaving a key behind.
+    RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 16, Form::Hset).unwrap();
+    let open = services::redis();
+    RedisSink::start(&format!("redis://127.0.0.1:{}/0", open.port), 16, Form::Restore).unwrap();
+    assert!(services::dump(open.port, 0).is_empty());
+}
+
+#[test]
 fn restore_writes_the_object_hset_makes() {
     // redis.write = "restore": one RESTORE per key. Each value below is
     // written both ways, to db 0 by HSET and to db 1 by RESTORE; Redis must
