@@ -402,14 +402,15 @@ fn run_partition(
         "partition started"
     );
     let stopped = || stop.load(Ordering::Relaxed);
-    if stopped() && from.is_none() && restored.is_some() {
+    if stopped() && from.is_none() {
         // Revoked (or the job stopped) while the newest checkpoint was
         // being restored: nothing was read since, so that checkpoint still
-        // is the partition's newest and the next owner restores it. A
-        // final checkpoint would write the same state again and hold up
-        // the rebalance for as long again as the restore took. (A chosen
-        // older checkpoint is not the newest: that start runs on and takes
-        // its final checkpoint.)
+        // is the partition's newest and the next owner restores it (or,
+        // with none, starts where this one started). A final checkpoint
+        // would write the same state again and hold up the rebalance for
+        // as long again as the restore took. (A chosen older checkpoint is
+        // not the newest: that start runs on and takes its final
+        // checkpoint.)
         tracing::info!(partition = p, "released while starting: its newest checkpoint stands");
         return Ok((pipeline.summary().clone(), CheckpointStats::default()));
     }
