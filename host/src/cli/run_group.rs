@@ -138,13 +138,6 @@ pub fn run(args: RunArgs, mut config: Config) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| config.restore.path.clone());
     let start_from = parse_start(&wanted).context("--from-checkpoint / restore.path")?;
-    if config.redis.write == crate::config::RedisWrite::Restore {
-        anyhow::bail!(
-            "redis.write: \"restore\" cannot be used with kafka.assignment = \"group\", which writes Redis \
-             with the keep-newest script (engines that take over partitions may write a key late); \
-             set redis.write = \"hset\" or kafka.assignment = \"static\""
-        );
-    }
     if !config.redis.keep_newest {
         tracing::info!("kafka.assignment = \"group\": writing Redis with redis.keep-newest on");
         config.redis.keep_newest = true;

@@ -147,10 +147,10 @@ pub enum RedisWrite {
     /// `HSET` + `EXPIRE` per key, in one `MULTI`/`EXEC` per batch: fields
     /// are set, never deleted.
     Hset,
-    /// One `RESTORE key ttl payload REPLACE` per key: the key then holds
-    /// the record's fields only. About half Redis's CPU per key; needs
-    /// Redis 7.0 or later and the `RESTORE` command (ACL category
-    /// `@dangerous`).
+    /// One `RESTORE key ttl payload REPLACE` per key (inside the
+    /// keep-newest script with `keep_newest`): the key then holds the
+    /// record's fields only. About half Redis's CPU per key; needs Redis
+    /// 7.0 or later and the `RESTORE` command (ACL category `@dangerous`).
     Restore,
 }
 
@@ -569,18 +569,6 @@ impl Config {
                 ));
             }
         }
-        if self.redis.write == RedisWrite::Restore && self.redis.keep_newest {
-            return Err(
-                "redis.write: \"restore\" cannot keep the newest window (redis.keep-newest = true \
-                        writes with a script); set one of them"
-                    .into(),
-            );
-        }
-        if self.redis.write == RedisWrite::Restore && !self.redis.cluster_nodes.is_empty() {
-            return Err("redis.write: \"restore\" is for a single Redis; a Redis Cluster \
-                        (redis.cluster-nodes) is always written with the keep-newest script"
-                .into());
-        }
         for (i, node) in self.redis.cluster_nodes.iter().enumerate() {
             if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
                 return Err(format!(
@@ -756,7 +744,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown key `nope`"), "{err}");
-        // redis.write: two forms, and "restore" is for one engine on one Redis.
+        // redis.write: two forms.
         let err = Config::from_parts(Some(("f.toml", "[redis]\nwrite = \"dump\"\n")), &[]).unwrap_err();
         assert!(
             err.to_string().contains("write") && err.to_string().contains("restore"),
@@ -764,11 +752,6 @@ mod tests {
         );
         let env = vec![("FEATHERFLOW_REDIS_WRITE".to_string(), "restore".to_string())];
         assert_eq!(Config::from_parts(None, &env).unwrap().redis.write, RedisWrite::Restore);
-        for extra in ["keep-newest = true", "cluster-nodes = [\"redis://a:7000\"]"] {
-            let file = format!("[redis]\nwrite = \"restore\"\n{extra}\n");
-            let err = Config::from_parts(Some(("f.toml", &file)), &[]).unwrap_err();
-            assert!(err.to_string().contains("redis.write: \"restore\""), "{extra}: {err}");
-        }
         // Properties the engine sets itself are refused, each by name.
         for (key, value) in [
             ("enable.auto.commit", "true"),

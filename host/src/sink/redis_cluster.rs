@@ -3,7 +3,8 @@
 //! retry until Redis takes a batch, outages logged once), over redis-rs's
 //! cluster connection.
 //!
-//! Each record is one call of [`WRITE_SCRIPT`] on its key, so each key's
+//! Each record is one call of [`WRITE_SCRIPT`] (or, with `redis.write =
+//! "restore"`, [`RESTORE_SCRIPT`]) on its key, so each key's
 //! fields, `_window_end` and TTL are written atomically in its own slot,
 //! and a key never goes back to an older window. A batch goes out as one
 //! cluster pipeline: redis-rs splits it per master and sends those
@@ -20,7 +21,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use super::FeatureRecord;
-use super::redis::{FIRST_BACKOFF, IDLE_PING, Msg, RedisStats, WRITE_SCRIPT};
+use super::redis::{FIRST_BACKOFF, IDLE_PING, Msg, Payloads, RESTORE_SCRIPT, RedisStats, WRITE_SCRIPT};
 use crate::outage::Outage;
 
 struct ClusterWriter {
@@ -32,9 +33,18 @@ struct ClusterWriter {
     name: String,
     outage: Outage,
     backoff: Duration,
+    /// `redis.write = "restore"`: [`RESTORE_SCRIPT`] in place of [`WRITE_SCRIPT`].
+    restore: bool,
+    payloads: Payloads,
 }
 
-pub(super) fn writer(client: redis::cluster::ClusterClient, rx: Receiver<Msg>, stats: Arc<RedisStats>, name: String) {
+pub(super) fn writer(
+    client: redis::cluster::ClusterClient,
+    rx: Receiver<Msg>,
+    stats: Arc<RedisStats>,
+    name: String,
+    restore: bool,
+) {
     let mut w = ClusterWriter {
         client,
         conn: None,
@@ -43,6 +53,8 @@ pub(super) fn writer(client: redis::cluster::ClusterClient, rx: Receiver<Msg>, s
         name,
         outage: Outage::new("redis"),
         backoff: FIRST_BACKOFF,
+        restore,
+        payloads: Payloads::default(),
     };
     loop {
         match rx.recv_timeout(IDLE_PING) {
@@ -83,13 +95,12 @@ impl ClusterWriter {
         let mut pipe = redis::cluster::cluster_pipe();
         let mut value = Vec::with_capacity(32);
         for r in records {
-            let cmd = pipe
-                .cmd("EVALSHA")
-                .arg(&self.sha)
-                .arg(1)
-                .arg(&*r.key)
-                .arg(r.window_end)
-                .arg(r.ttl_seconds);
+            let cmd = pipe.cmd("EVALSHA").arg(&self.sha).arg(1).arg(&*r.key).arg(r.window_end);
+            if self.restore {
+                cmd.arg(r.ttl_seconds * 1000).arg(self.payloads.of(r, true));
+                continue;
+            }
+            cmd.arg(r.ttl_seconds);
             for (f, v) in r.fields.iter().zip(&r.values) {
                 value.clear();
                 v.write_redis(&mut value);
@@ -127,7 +138,7 @@ impl ClusterWriter {
             let mut c = self.client.get_connection().map_err(|e| e.to_string())?;
             self.sha = redis::cmd("SCRIPT")
                 .arg("LOAD")
-                .arg(WRITE_SCRIPT)
+                .arg(if self.restore { RESTORE_SCRIPT } else { WRITE_SCRIPT })
                 .query(&mut c)
                 .map_err(|e| format!("cannot load the write script: {e}"))?;
             self.conn = Some(c);

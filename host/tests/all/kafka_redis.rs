@@ -284,7 +284,8 @@ fn run_equals_replay() {
 }
 
 /// `redis.write = "restore"` (one `RESTORE` per key): Redis holds what the
-/// replay wrote with `HSET` + `EXPIRE`, the same objects byte for byte.
+/// replay wrote with `HSET` + `EXPIRE`, the same objects byte for byte; and
+/// in a consumer group (RESTORE inside the keep-newest script).
 #[test]
 fn run_writing_with_restore_equals_replay() {
     let mut s = setup(20_000, 300, true);
@@ -308,22 +309,29 @@ fn run_writing_with_restore_equals_replay() {
     for key in reference.keys() {
         assert_eq!(dump(&mut c, 1, key), dump(&mut c, 0, key), "{key}");
     }
-    // A consumer group writes with the keep-newest script: refused at
-    // start, naming both keys.
-    let out = s
-        .featherflow()
-        .env("FEATHERFLOW_KAFKA_ASSIGNMENT", "group")
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    // A consumer group writes with the keep-newest script, here with
+    // RESTORE inside it: the same features, plus `_window_end`.
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "assignment = \"static\"\n",
+            "assignment = \"group\"\ngroup = \"restore\"\n",
+        )
+        .replace("/checkpoints\"", "/group-checkpoints\"")
+        + "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
     assert!(
-        err.contains("redis.write: \"restore\" cannot be used with kafka.assignment = \"group\""),
-        "{err}"
+        text.contains("group-checkpoints") && text.contains("\"group\""),
+        "{text}"
     );
+    std::fs::write(&config, text).unwrap();
+    wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(90));
+    let mut actual = s.actual();
+    for (key, (fields, _)) in actual.iter_mut() {
+        assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
+    }
+    assert_same(&reference, &actual);
 }
 
 /// A topic written by a transactional producer has offsets that carry no

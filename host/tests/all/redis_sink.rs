@@ -33,9 +33,15 @@ fn record(window_end: i64, count: i64) -> FeatureRecord {
 
 #[test]
 fn a_key_never_goes_back_to_an_older_window() {
+    // redis.keep-newest = true, with HSET or with RESTORE in the script.
+    for form in [Form::KeepNewest, Form::KeepNewestRestore] {
+        never_back(form);
+    }
+}
+
+fn never_back(form: Form) {
     let redis = services::redis();
-    // redis.keep-newest = true
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, Form::KeepNewest).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 2, form).unwrap();
     let stats = sink.stats.clone();
     let mut write = |records: Vec<FeatureRecord>| {
         sink.write_owned(records).unwrap();
@@ -84,11 +90,17 @@ fn without_keep_newest_the_last_write_wins() {
 
 #[test]
 fn keep_newest_writes_many_keys_of_any_shape_per_script_call() {
+    for form in [Form::KeepNewest, Form::KeepNewestRestore] {
+        many_keys_per_call(form);
+    }
+}
+
+fn many_keys_per_call(form: Form) {
     // 130 keys in one batch: three script calls (64, 64, 2 keys), keys of
     // one and of two fields, with and without a TTL; then the same keys
     // again with every other one an older window, which must be skipped.
     let redis = services::redis();
-    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 512, Form::KeepNewest).unwrap();
+    let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/0", redis.port), 512, form).unwrap();
     let stats = sink.stats.clone();
     let two: Arc<[Field]> = vec![
         Field {
@@ -283,7 +295,13 @@ fn restore_writes_the_object_hset_makes() {
             r
         })
         .collect();
-    for (db, form) in [(0, Form::Hset), (1, Form::Restore)] {
+    let forms = [
+        (0, Form::Hset),
+        (1, Form::Restore),
+        (2, Form::KeepNewest),
+        (3, Form::KeepNewestRestore),
+    ];
+    for (db, form) in forms {
         let mut sink = RedisSink::start(&format!("redis://127.0.0.1:{}/{db}", redis.port), 16, form).unwrap();
         sink.write_owned(records.clone()).unwrap();
         sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
@@ -299,6 +317,38 @@ fn restore_writes_the_object_hset_makes() {
         services::dump(redis.port, 1),
         "fields or TTLs differ"
     );
+    // The same with the keep-newest scripts (`_window_end` first).
+    let (by_script, by_restore_script) = (dumps(redis.port, 2), dumps(redis.port, 3));
+    assert_eq!(by_script.len(), values.len());
+    for (key, d) in &by_script {
+        assert_eq!(
+            Some(d),
+            by_restore_script.get(key),
+            "{key}: the HSET script's object, then RESTORE's"
+        );
+    }
+    assert_eq!(
+        services::dump(redis.port, 2),
+        services::dump(redis.port, 3),
+        "fields or TTLs differ"
+    );
+
+    // A Redis Cluster (always the keep-newest script, one key per call)
+    // gets the same objects.
+    let cluster = services::RedisCluster::start(3, 0);
+    let mut sink = RedisSink::start_cluster(&cluster.urls(), 16, true).unwrap();
+    sink.write_owned(records.clone()).unwrap();
+    sink.barrier().wait(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(cluster.dump(), services::dump(redis.port, 2), "fields or TTLs differ");
+    for port in cluster.masters() {
+        for (key, d) in dumps(port, 0) {
+            assert_eq!(
+                Some(&d),
+                by_script.get(&key),
+                "{key}: the HSET script's object, then the cluster's"
+            );
+        }
+    }
 
     // A TTL is the view's, to the millisecond; TTL 0 is none.
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/1", redis.port)).unwrap();
