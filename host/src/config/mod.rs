@@ -149,7 +149,7 @@ pub enum RedisWrite {
     Hset,
     /// One `RESTORE key ttl payload REPLACE` per key (inside the
     /// keep-newest script with `keep_newest`): the key then holds the
-    /// record's fields only. About half Redis's CPU per key; needs Redis
+    /// record's fields only. About 40 % less of Redis's CPU per key; needs Redis
     /// 7.0 or later and the `RESTORE` command (ACL category `@dangerous`).
     Restore,
 }

@@ -294,30 +294,38 @@ fn run_writing_with_restore_equals_replay() {
     wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(60));
     let reference = s.reference();
     assert_same(&reference, &s.actual());
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
-    let mut c = client.get_connection().unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdbcompression")
-        .arg("no")
-        .query(&mut c)
-        .unwrap();
-    let dump = |c: &mut redis::Connection, db: u8, key: &str| -> Vec<u8> {
-        let _: () = redis::cmd("SELECT").arg(db).query(c).unwrap();
-        redis::cmd("DUMP").arg(key).query(c).unwrap()
-    };
-    for key in reference.keys() {
-        assert_eq!(dump(&mut c, 1, key), dump(&mut c, 0, key), "{key}");
-    }
+    assert_eq!(
+        services::object_dumps(s.redis.port, 1),
+        services::object_dumps(s.redis.port, 0)
+    );
     // A consumer group writes with the keep-newest script, here with
     // RESTORE inside it: the same features, plus `_window_end`.
-    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).unwrap();
-    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
-    let text = std::fs::read_to_string(&config)
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
+    assert_same(&reference, &rerun_as_a_group(&s, &config, "restore"));
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).unwrap();
+    assert!(
+        stats.contains("cmdstat_restore:") && !stats.contains("cmdstat_hset:"),
+        "the group wrote without RESTORE: {stats}"
+    );
+}
+
+/// Run `config` again from the start as a consumer group of its own
+/// (`group`, its own checkpoints), into an emptied Redis; returns Redis's
+/// keys without the `_window_end` group members write (they write with
+/// redis.keep-newest).
+fn rerun_as_a_group(s: &Setup, config: &Path, group: &str) -> Dump {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
+    let _: () = redis::cmd("FLUSHDB")
+        .query(&mut client.get_connection().unwrap())
+        .unwrap();
+    assert!(s.actual().is_empty());
+    let text = std::fs::read_to_string(config)
         .unwrap()
         .replace(
             "assignment = \"static\"\n",
-            "assignment = \"group\"\ngroup = \"restore\"\n",
+            &format!("assignment = \"group\"\ngroup = \"{group}\"\n"),
         )
         .replace("/checkpoints\"", "/group-checkpoints\"")
         + "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
@@ -325,13 +333,13 @@ fn run_writing_with_restore_equals_replay() {
         text.contains("group-checkpoints") && text.contains("\"group\""),
         "{text}"
     );
-    std::fs::write(&config, text).unwrap();
-    wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(90));
+    std::fs::write(config, text).unwrap();
+    wait_ok(s.run(config, &["--bounded"]), Duration::from_secs(90));
     let mut actual = s.actual();
     for (key, (fields, _)) in actual.iter_mut() {
         assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
     }
-    assert_same(&reference, &actual);
+    actual
 }
 
 /// A topic written by a transactional producer has offsets that carry no
@@ -373,31 +381,7 @@ fn a_bounded_run_over_transactional_writes_ends() {
 
     // The same in group mode (a source per partition), from the start: a
     // group of its own, its own checkpoints, Redis emptied first.
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/0", s.redis.port)).unwrap();
-    let _: () = redis::cmd("FLUSHDB")
-        .query(&mut client.get_connection().unwrap())
-        .unwrap();
-    assert!(s.actual().is_empty());
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(
-            "assignment = \"static\"\n",
-            "assignment = \"group\"\ngroup = \"transactional\"\n",
-        )
-        .replace("/checkpoints\"", "/group-checkpoints\"")
-        + "[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"500\"\n";
-    assert!(
-        text.contains("group-checkpoints") && text.contains("\"group\""),
-        "{text}"
-    );
-    std::fs::write(&config, text).unwrap();
-    wait_ok(s.run(&config, &["--bounded"]), Duration::from_secs(90));
-    let mut actual = s.actual();
-    for (key, (fields, _)) in actual.iter_mut() {
-        // Group members write with redis.keep-newest.
-        assert!(fields.remove("_window_end").is_some(), "{key} has no _window_end");
-    }
-    assert_same(&s.reference(), &actual);
+    assert_same(&s.reference(), &rerun_as_a_group(&s, &config, "transactional"));
 }
 
 #[test]

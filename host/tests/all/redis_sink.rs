@@ -199,26 +199,6 @@ fn a_server_that_does_not_answer_yet_is_waited_for() {
     assert_eq!(services::dump(redis.port, 0)["user_features:7"].0["view_count"], "9");
 }
 
-/// `DUMP` of every key of `db`, uncompressed (as `redis.write = "restore"`
-/// writes them).
-fn dumps(port: u16, db: u8) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/{db}")).unwrap();
-    let mut c = client.get_connection().unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("rdbcompression")
-        .arg("no")
-        .query(&mut c)
-        .unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
-    keys.into_iter()
-        .map(|k| {
-            let d: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut c).unwrap();
-            (k, d)
-        })
-        .collect()
-}
-
 #[test]
 fn restore_refused_by_the_acl_is_an_error_at_start() {
     let redis = services::redis_with(&["--user", "default", "on", "nopass", "~*", "&*", "+@all", "-restore"]);
@@ -307,7 +287,10 @@ fn restore_writes_the_object_hset_makes() {
         sink.barrier().wait(Some(Duration::from_secs(10))).unwrap();
         assert_eq!(sink.stats.retries.load(Ordering::Relaxed), 0, "{form:?}");
     }
-    let (by_hset, by_restore) = (dumps(redis.port, 0), dumps(redis.port, 1));
+    let (by_hset, by_restore) = (
+        services::object_dumps(redis.port, 0),
+        services::object_dumps(redis.port, 1),
+    );
     assert_eq!(by_hset.len(), values.len());
     for (key, d) in &by_hset {
         assert_eq!(Some(d), by_restore.get(key), "{key}: HSET's object, then RESTORE's");
@@ -318,7 +301,10 @@ fn restore_writes_the_object_hset_makes() {
         "fields or TTLs differ"
     );
     // The same with the keep-newest scripts (`_window_end` first).
-    let (by_script, by_restore_script) = (dumps(redis.port, 2), dumps(redis.port, 3));
+    let (by_script, by_restore_script) = (
+        services::object_dumps(redis.port, 2),
+        services::object_dumps(redis.port, 3),
+    );
     assert_eq!(by_script.len(), values.len());
     for (key, d) in &by_script {
         assert_eq!(
@@ -341,7 +327,7 @@ fn restore_writes_the_object_hset_makes() {
     sink.barrier().wait(Some(Duration::from_secs(30))).unwrap();
     assert_eq!(cluster.dump(), services::dump(redis.port, 2), "fields or TTLs differ");
     for port in cluster.masters() {
-        for (key, d) in dumps(port, 0) {
+        for (key, d) in services::object_dumps(port, 0) {
             assert_eq!(
                 Some(&d),
                 by_script.get(&key),

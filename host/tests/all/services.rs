@@ -152,6 +152,26 @@ pub fn dump(port: u16, db: u8) -> Dump {
         .collect()
 }
 
+/// `DUMP` of every key of `db`, uncompressed (as `redis.write = "restore"`
+/// writes them).
+pub fn object_dumps(port: u16, db: u8) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/{db}")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdbcompression")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let d: Vec<u8> = redis::cmd("DUMP").arg(&k).query(&mut c).unwrap();
+            (k, d)
+        })
+        .collect()
+}
+
 /// A short description of how two dumps differ.
 pub fn diff(a: &Dump, b: &Dump) -> String {
     let mut out = Vec::new();
