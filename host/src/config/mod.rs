@@ -117,7 +117,8 @@ pub struct RedisConfig {
     /// Write each key with a script that refuses an older window than the
     /// key holds (needed when several engines may write the same keys).
     pub keep_newest: bool,
-    /// The commands that write a key (without `keep_newest`).
+    /// The commands that write a key (`RESTORE` also inside the
+    /// keep-newest script).
     pub write: RedisWrite,
     /// Non-empty: a Redis Cluster reached through these seed nodes
     /// (`redis://` URLs, passwords as in `url`), and `url` is not used.
